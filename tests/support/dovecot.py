@@ -161,7 +161,10 @@ class DovecotServer:
             parent = "/tmp"
         self.root: Path = root or Path(tempfile.mkdtemp(prefix="cdv-", dir=parent))
         self.mail_root = self.root / "mail"
-        self.users_file = self.root / "users"
+        # One passwd-file per user ("users/%u"): Dovecot re-reads a passwd-file at most once a
+        # second (measured: a user added right after a login is refused for up to 1 s), but a
+        # file it has never opened is read at once. So new users can log in immediately.
+        self.users_dir = self.root / "users"
         self.log_path = self.root / "dovecot.log"
         self._stderr_path = self.root / "dovecot.stderr"
         self._config_path = self.root / "dovecot.conf"
@@ -310,13 +313,13 @@ class DovecotServer:
             if folder == Path("/"):
                 break
             mode = folder.stat().st_mode & 0o777
-            if mode & 0o055 != 0o055 and os.access(folder, os.W_OK):
+            if mode & 0o055 != 0o055:
                 with contextlib.suppress(PermissionError):
                     folder.chmod(mode | 0o055)
         self.mail_root.mkdir(mode=0o755, exist_ok=True)
         self._chown(self.mail_root)
         (self.root / "state").mkdir(mode=0o755, exist_ok=True)
-        self._write_users()
+        self.users_dir.mkdir(mode=0o755, exist_ok=True)
 
     def _chown(self, path: Path) -> None:
         if not self._rootless:
@@ -359,7 +362,7 @@ namespace inbox {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.users_file}
+  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
 userdb {{
   driver = static
@@ -383,15 +386,6 @@ service anvil {{
 """
         self._config_path.write_text(config, encoding="utf-8")
 
-    def _write_users(self) -> None:
-        # Write-then-rename so Dovecot never reads a half-written file; it notices the new
-        # mtime/size on the next lookup and re-reads, so users can be added while running.
-        lines = "".join(f"{name}:{{PLAIN}}{pw}\n" for name, pw in self._users.items())
-        tmp = self.users_file.with_name(".users.tmp")
-        tmp.write_text(lines, encoding="utf-8")
-        tmp.chmod(0o644)
-        tmp.replace(self.users_file)
-
     # -- users and folders ---------------------------------------------------------------
 
     def add_user(self, name: str, password: str) -> None:
@@ -399,14 +393,25 @@ service anvil {{
         for value, what in ((name, "name"), (password, "password")):
             if not value or any(c in value for c in ":\n\r\0") or (what == "name" and "/" in value):
                 raise ValueError(f"user {what} {value!r} cannot go into a passwd-file")
+        if name.startswith("."):
+            raise ValueError(f"user name {name!r} must not start with '.'")
+        previous = self._users.get(name)
         self._users[name] = password
-        self._write_users()
+        # Write-then-rename so Dovecot never reads a half-written file.
+        path = self.users_dir / name
+        tmp = self.users_dir / f".{name}.tmp"
+        tmp.write_text(f"{name}:{{PLAIN}}{password}\n", encoding="utf-8")
+        tmp.chmod(0o644)
+        tmp.replace(path)
+        if previous is not None and previous != password:
+            # A changed file is only re-read once the second of its last read has passed.
+            time.sleep(1.1)
         log.debug("dovecot user %s added", name)
 
     def remove_user(self, name: str) -> None:
         """Forget a user and delete their mail (the imap_user fixture's cleanup)."""
         self._users.pop(name, None)
-        self._write_users()
+        (self.users_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.mail_root / name, ignore_errors=True)
 
     def password(self, user: str) -> str:
