@@ -1,0 +1,410 @@
+"""The case store: cases, the intake ledger, raw blobs, the outbox and sync watermarks.
+
+Everything that crosses the process boundary is written here in one transaction with the case it
+belongs to, so that a crash at any point leaves either all of it or none of it (see
+`CaseStore.transaction`). SQLite is the default; PostgreSQL is the same code by URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from connectors.store import tables as t
+from connectors.store.migrate import upgrade_to_head
+from connectors.store.records import (
+    LedgerDecision,
+    LedgerEntry,
+    OutboxItem,
+    OutboxMessage,
+    OutboxStatus,
+)
+from mapping.case import Case, CaseStatus, Priority, format_case_number
+from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
+
+__all__ = ["CaseStore", "StoreTransaction", "sha256_hex"]
+
+logger = logging.getLogger(__name__)
+
+
+def sha256_hex(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    # SQLite: one writer at a time. BEGIN IMMEDIATE takes the write lock at the start of every
+    # transaction, so two processes allocating case numbers queue instead of failing with
+    # "database is locked" halfway through (pysqlite's own BEGIN is deferred).
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _insert_for(connection: Connection, table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT on both supported databases."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class CaseStore:
+    """The database behind casedesk. Open it with `CaseStore.open(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> CaseStore:
+        """Connect, and bring the schema up to date unless told not to."""
+        try:
+            engine = _make_engine(url)
+            if migrate:
+                upgrade_to_head(engine)
+        except SQLAlchemyError as error:
+            safe_url = make_url(url).render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the case store at {safe_url}: {error}") from error
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[StoreTransaction]:
+        """One unit of work: everything written through it commits together or not at all."""
+        with self.engine.begin() as connection:
+            yield StoreTransaction(connection)
+
+    # Reads that need no transaction of the caller's.
+    def get_case(self, number: str) -> Case:
+        with self.transaction() as tx:
+            return tx.get_case(number)
+
+    def list_cases(
+        self,
+        *,
+        statuses: Iterable[CaseStatus] | None = None,
+        priorities: Iterable[Priority] | None = None,
+        limit: int | None = None,
+    ) -> list[Case]:
+        with self.transaction() as tx:
+            return tx.list_cases(statuses=statuses, priorities=priorities, limit=limit)
+
+    def ledger_entries(
+        self, *, decision: LedgerDecision | None = None, case_number: str | None = None
+    ) -> list[LedgerEntry]:
+        with self.transaction() as tx:
+            return tx.ledger_entries(decision=decision, case_number=case_number)
+
+    def outbox_items(self, *, status: OutboxStatus | None = None) -> list[OutboxItem]:
+        with self.transaction() as tx:
+            return tx.outbox_items(status=status)
+
+    def watermark(self, name: str) -> str | None:
+        with self.transaction() as tx:
+            return tx.get_watermark(name)
+
+    def blob(self, sha256: str) -> bytes:
+        with self.transaction() as tx:
+            return tx.get_blob(sha256)
+
+
+class StoreTransaction:
+    """Reads and writes inside one database transaction (see `CaseStore.transaction`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # Cases ----------------------------------------------------------------------------------
+    def allocate_case_number(self, month: date) -> str:
+        """The next `YYYYMM-NNN` of that month; gap-free because it rolls back with the case."""
+        key = f"{month.year:04d}{month.month:02d}"
+        statement = (
+            _insert_for(self.connection, t.case_counters)
+            .values(month=key, last_sequence=1)
+            .on_conflict_do_update(
+                index_elements=["month"],
+                set_={"last_sequence": t.case_counters.c.last_sequence + 1},
+            )
+            .returning(t.case_counters.c.last_sequence)
+        )
+        sequence = self.connection.execute(statement).scalar_one()
+        return format_case_number(month, sequence)
+
+    def add_case(self, case: Case, *, month: date) -> Case:
+        """Store a new case, numbering it in `month` (the team's local month of its intake)."""
+        if case.number is None:
+            case.number = self.allocate_case_number(month)
+        case.version = 1
+        self.connection.execute(insert(t.cases).values(**self._case_columns(case)))
+        return case
+
+    def save_case(self, case: Case) -> Case:
+        """Write a changed case; refuses if someone else saved it since it was read."""
+        if case.number is None:
+            raise StoreError("a case must be added before it is saved")
+        expected = case.version
+        old = self.get_case(case.number)
+        if old.process_log != case.process_log[: len(old.process_log)]:
+            raise StoreError(f"case {case.number}: the process log is append-only")
+        case.version = expected + 1
+        result = self.connection.execute(
+            update(t.cases)
+            .where(and_(t.cases.c.number == case.number, t.cases.c.version == expected))
+            .values(**self._case_columns(case))
+        )
+        if result.rowcount != 1:
+            case.version = expected
+            raise ConcurrentUpdate(case.number, expected)
+        return case
+
+    def get_case(self, number: str) -> Case:
+        row = self.connection.execute(
+            select(t.cases.c.record, t.cases.c.version).where(t.cases.c.number == number)
+        ).first()
+        if row is None:
+            raise CaseNotFound(number)
+        return self._case_from_row(row.record, row.version)
+
+    def find_case(self, number: str) -> Case | None:
+        try:
+            return self.get_case(number)
+        except CaseNotFound:
+            return None
+
+    def case_by_jira_key(self, key: str) -> Case | None:
+        row = self.connection.execute(
+            select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key == key)
+        ).first()
+        return None if row is None else self._case_from_row(row.record, row.version)
+
+    def list_cases(
+        self,
+        *,
+        statuses: Iterable[CaseStatus] | None = None,
+        priorities: Iterable[Priority] | None = None,
+        owner: str | None = None,
+        limit: int | None = None,
+    ) -> list[Case]:
+        query = select(t.cases.c.record, t.cases.c.version).order_by(t.cases.c.id)
+        if statuses is not None:
+            query = query.where(t.cases.c.status.in_([s.value for s in statuses]))
+        if priorities is not None:
+            query = query.where(t.cases.c.priority.in_([p.value for p in priorities]))
+        if owner is not None:
+            query = query.where(t.cases.c.owner == owner)
+        if limit is not None:
+            query = query.limit(limit)
+        return [self._case_from_row(r.record, r.version) for r in self.connection.execute(query)]
+
+    def open_case_counts(self, owners: Sequence[str]) -> dict[str, int]:
+        """How many open cases each person owns (for fewest-open-cases assignment)."""
+        closed = [CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value]
+        rows = self.connection.execute(
+            select(t.cases.c.owner, func.count())
+            .where(t.cases.c.owner.in_(list(owners)), t.cases.c.status.not_in(closed))
+            .group_by(t.cases.c.owner)
+        )
+        counts = dict.fromkeys(owners, 0)
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    @staticmethod
+    def _case_columns(case: Case) -> dict[str, Any]:
+        return {
+            "number": case.number,
+            "status": case.status.value,
+            "priority": case.priority.value,
+            "problem_type": case.problem_type.value,
+            "owner": case.owner,
+            "submitter_email": (case.submitter.email or "").lower() or None,
+            "source_kind": case.source.kind.value,
+            "jira_key": case.source.jira_key,
+            "due_at": case.due_at,
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+            "version": case.version,
+            "record": case.model_dump(mode="json", exclude={"version"}),
+        }
+
+    @staticmethod
+    def _case_from_row(record: dict[str, Any], version: int) -> Case:
+        return Case.model_validate({**record, "version": version})
+
+    # Blobs ----------------------------------------------------------------------------------
+    def put_blob(self, content: bytes) -> str:
+        """Keep bytes once, by their sha256; returns the hash."""
+        digest = sha256_hex(content)
+        self.connection.execute(
+            _insert_for(self.connection, t.blobs)
+            .values(sha256=digest, size=len(content), content=content)
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        return digest
+
+    def get_blob(self, sha256: str) -> bytes:
+        content = self.connection.execute(
+            select(t.blobs.c.content).where(t.blobs.c.sha256 == sha256)
+        ).scalar_one_or_none()
+        if content is None:
+            raise StoreError(f"no stored content with sha256 {sha256}")
+        return bytes(content)
+
+    # Ledger ---------------------------------------------------------------------------------
+    def record(self, entry: LedgerEntry) -> int:
+        """Write one ledger row; a second row for the same (source, location) is refused."""
+        values = entry.model_dump(exclude={"id"})
+        return int(
+            self.connection.execute(insert(t.ledger).values(**values)).inserted_primary_key[0]
+        )
+
+    def seen_locations(self, source: str, locations: Sequence[str]) -> set[str]:
+        if not locations:
+            return set()
+        rows = self.connection.execute(
+            select(t.ledger.c.location).where(
+                t.ledger.c.source == source, t.ledger.c.location.in_(list(locations))
+            )
+        )
+        return {row[0] for row in rows}
+
+    def first_with_identity(self, source: str, identity: str) -> LedgerEntry | None:
+        row = self.connection.execute(
+            select(t.ledger)
+            .where(t.ledger.c.source == source, t.ledger.c.identity == identity)
+            .order_by(t.ledger.c.id)
+            .limit(1)
+        ).first()
+        return None if row is None else LedgerEntry.model_validate(row._asdict())
+
+    def case_number_for_message_id(self, message_id: str) -> str | None:
+        """The case an earlier incoming message (by its Message-ID) was filed under."""
+        return self.connection.execute(
+            select(t.ledger.c.case_number)
+            .where(t.ledger.c.message_id == message_id, t.ledger.c.case_number.is_not(None))
+            .order_by(t.ledger.c.id)
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def ledger_entries(
+        self,
+        *,
+        decision: LedgerDecision | None = None,
+        case_number: str | None = None,
+        entry_id: int | None = None,
+    ) -> list[LedgerEntry]:
+        query = select(t.ledger).order_by(t.ledger.c.id)
+        if decision is not None:
+            query = query.where(t.ledger.c.decision == decision.value)
+        if case_number is not None:
+            query = query.where(t.ledger.c.case_number == case_number)
+        if entry_id is not None:
+            query = query.where(t.ledger.c.id == entry_id)
+        return [LedgerEntry.model_validate(row._asdict()) for row in self.connection.execute(query)]
+
+    def update_ledger(self, entry_id: int, **values: Any) -> None:
+        self.connection.execute(update(t.ledger).where(t.ledger.c.id == entry_id).values(**values))
+
+    # Outbox ---------------------------------------------------------------------------------
+    def queue(self, message: OutboxMessage, *, now: datetime | None = None) -> int | None:
+        """Queue a message once: a second call with the same key changes nothing (None)."""
+        at = now or _now()
+        result = self.connection.execute(
+            _insert_for(self.connection, t.outbox)
+            .values(
+                **message.model_dump(),
+                status=OutboxStatus.QUEUED.value,
+                attempts=0,
+                next_attempt_at=at,
+                created_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(t.outbox.c.id)
+        )
+        new_id = result.scalar_one_or_none()
+        return None if new_id is None else int(new_id)
+
+    def outbox_items(
+        self, *, status: OutboxStatus | None = None, item_id: int | None = None
+    ) -> list[OutboxItem]:
+        query = select(t.outbox).order_by(t.outbox.c.id)
+        if status is not None:
+            query = query.where(t.outbox.c.status == status.value)
+        if item_id is not None:
+            query = query.where(t.outbox.c.id == item_id)
+        return [OutboxItem.model_validate(row._asdict()) for row in self.connection.execute(query)]
+
+    def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        query = (
+            select(t.outbox)
+            .where(
+                t.outbox.c.status == OutboxStatus.QUEUED.value, t.outbox.c.next_attempt_at <= now
+            )
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        return [OutboxItem.model_validate(row._asdict()) for row in self.connection.execute(query)]
+
+    def update_outbox(self, item_id: int, **values: Any) -> None:
+        self.connection.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
+
+    # Watermarks -----------------------------------------------------------------------------
+    def get_watermark(self, name: str) -> str | None:
+        return self.connection.execute(
+            select(t.watermarks.c.value).where(t.watermarks.c.name == name)
+        ).scalar_one_or_none()
+
+    def set_watermark(self, name: str, value: str, *, now: datetime | None = None) -> None:
+        at = now or _now()
+        self.connection.execute(
+            _insert_for(self.connection, t.watermarks)
+            .values(name=name, value=value, updated_at=at)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": at})
+        )
+
+    # Addresses we must not write to ---------------------------------------------------------
+    def suppress_address(self, address: str, reason: str, *, now: datetime | None = None) -> None:
+        self.connection.execute(
+            _insert_for(self.connection, t.suppressed_addresses)
+            .values(address=address.lower(), reason=reason, created_at=now or _now())
+            .on_conflict_do_nothing(index_elements=["address"])
+        )
+
+    def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
+        """The addresses among these that bounced or asked not to be written to, with why."""
+        wanted = [a.lower() for a in addresses]
+        if not wanted:
+            return {}
+        rows = self.connection.execute(
+            select(t.suppressed_addresses.c.address, t.suppressed_addresses.c.reason).where(
+                t.suppressed_addresses.c.address.in_(wanted)
+            )
+        )
+        return {row[0]: row[1] for row in rows}

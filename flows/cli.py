@@ -1,0 +1,232 @@
+"""The `casedesk` command: run the flows once, look at cases, check the settings.
+
+Only this module prints, and what it prints is for people: tables, records, one-line errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mapping.errors import CasedeskError
+
+app = typer.Typer(
+    help="casedesk: support cases from email and Jira.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+cases_app = typer.Typer(help="Look at case records.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the settings.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="The embedded Maildir mailbox.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+app.add_typer(config_app, name="config")
+app.add_typer(mailbox_app, name="mailbox")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
+    ),
+]
+
+
+def _settings(config: Path | None) -> Any:
+    from flows.settings import load_settings  # keep `--help` fast
+
+    return load_settings(config)
+
+
+def display_width(text: str) -> int:
+    """Columns a string takes in a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def clip(text: str, width: int) -> str:
+    out, used = "", 0
+    for ch in text:
+        w = display_width(ch)
+        if used + w > width - 1 and display_width(text) > width:
+            return out + "…"
+        out, used = out + ch, used + w
+    return out
+
+
+def table(rows: Sequence[dict[str, Any]], *, max_width: int = 40) -> str:
+    """A plain, aligned table that reads the same in any terminal or log."""
+    if not rows:
+        return "(none)"
+    columns = list(rows[0])
+    cells = [[clip(str(row[c]), max_width) for c in columns] for row in rows]
+    widths = [
+        max(display_width(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (v + " " * (w - display_width(v)) for v, w in zip(values, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def prepare_prefect() -> None:
+    """Quiet, quick one-shot flow runs: no telemetry, no 1 s heartbeat join at the end."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the flows once, in order: intake from every mailbox, then send queued mail."""
+    prepare_prefect()
+    settings = _settings(config)  # a bad file stops here, before Prefect starts
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.run_flow import run_flow
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        report = run_flow(str(config) if config else None)
+    intake, outbox = report.intake, report.outbox
+    typer.echo(
+        f"intake: {intake.fetched} messages read, {len(intake.new_cases)} new cases"
+        + (f" ({', '.join(intake.new_cases)})" if intake.new_cases else "")
+        + f", {intake.already_ingested} already ingested"
+    )
+    for decision, count in sorted(intake.decisions.items()):
+        typer.echo(f"  {decision}: {count}")
+    for line in intake.quarantined:
+        typer.echo(f"  quarantined {line}")
+    typer.echo(
+        f"outbox: {len(outbox.sent)} sent, {len(outbox.retrying)} waiting to retry, "
+        f"{len(outbox.failed)} failed"
+    )
+    mailer = settings.mailer
+    if getattr(mailer, "kind", "") == "folder":
+        typer.echo(f"outgoing mail is written to {mailer.path}")
+
+
+@cases_app.command("list")
+def cases_list(
+    config: ConfigOption = None,
+    status: Annotated[str | None, typer.Option(help="Only this status, e.g. new, triage.")] = None,
+) -> None:
+    """A table of cases, newest last; names are masked."""
+    from flows.runtime import open_store
+    from mapping.case import CaseStatus
+
+    statuses = None
+    if status is not None:
+        try:
+            statuses = [CaseStatus.parse(status)]
+        except ValueError as error:
+            raise CasedeskError(str(error)) from error
+    store = open_store(_settings(config))
+    try:
+        cases = store.list_cases(statuses=statuses)
+    finally:
+        store.close()
+    typer.echo(table([case.summary_row() for case in cases]))
+
+
+@cases_app.command("show")
+def cases_show(number: str, config: ConfigOption = None) -> None:
+    """One case record, every field of the team's case record."""
+    from flows.case_view import render_case
+    from flows.runtime import open_store
+
+    store = open_store(_settings(config))
+    try:
+        case = store.get_case(number)
+    finally:
+        store.close()
+    typer.echo(render_case(case))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the settings and print the effective values, secrets masked."""
+
+    from flows.settings import config_path
+
+    settings = _settings(config)
+    source = config_path(config)
+    typer.echo(f"settings: {source or 'defaults'} (+ CASEDESK_* environment)")
+    for key, value in _flatten(settings.redacted()):
+        typer.echo(f"  {key} = {value}")
+    typer.echo("ok")
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        out: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        out = []
+        for index, value in enumerate(data):
+            out.extend(_flatten(value, f"{prefix}[{index}]"))
+        return out
+    return [(prefix, data)]
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    files: Annotated[list[Path], typer.Argument(help=".eml files to deliver.")],
+    config: ConfigOption = None,
+) -> None:
+    """Deliver .eml files into the first Maildir mailbox, as a mail server would."""
+    from connectors.maildir_mailbox import MaildirMailbox
+    from flows.settings import MaildirMailboxSettings
+
+    settings = _settings(config)
+    maildirs = [m for m in settings.mailboxes if isinstance(m, MaildirMailboxSettings)]
+    if not maildirs:
+        raise CasedeskError("no Maildir mailbox is configured; deliver through your mail server")
+    mailbox = MaildirMailbox(maildirs[0].name, maildirs[0].path)
+    for file in files:
+        try:
+            mailbox.add(file.read_bytes())
+        except OSError as error:
+            raise CasedeskError(f"cannot read {file}: {error}") from error
+    mailbox.close()
+    typer.echo(f"delivered {len(files)} message(s) to {maildirs[0].path}")
+
+
+def register(name: str, loader: Callable[[], typer.Typer]) -> None:
+    """Mount a sub-command group that lives in its own module."""
+    app.add_typer(loader(), name=name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one clear line for our own errors, never a traceback."""
+    try:
+        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except CasedeskError as error:
+        typer.echo(f"error: {error}", err=True)
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        return 130
+    except typer.Exit as done:
+        return int(done.exit_code or 0)
+    except Exception as error:  # click's usage errors
+        from click.exceptions import ClickException
+
+        if isinstance(error, ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Prefect flow: read new mail from every configured mailbox into cases.
+
+Top to bottom: for each mailbox, fetch batches after the stored cursor, ingest each batch (one
+task, one transaction), then mark the batch done in the mailbox, only after the commit.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
+from connectors.store import CaseStore
+from flows.intake import IntakeContext, IntakeReport, ingest_batch
+from flows.runtime import build_mailbox, intake_context, open_store
+from flows.settings import load_settings
+
+__all__ = ["intake_flow"]
+
+
+def cursor_name(mailbox: Mailbox) -> str:
+    return f"mailbox:{mailbox.name}"
+
+
+@task(cache_policy=NONE)
+def ingest(
+    store: CaseStore, batch: list[RawMessage], context: IntakeContext, watermark: tuple[str, str]
+) -> IntakeReport:
+    """Turn one batch of raw mail into cases, ledger and outbox rows, in one transaction."""
+    return ingest_batch(store, batch, context, watermark=watermark)
+
+
+@task(cache_policy=NONE)
+def mark_done(mailbox: Mailbox, batch: list[RawMessage]) -> None:
+    """Flag or move the committed batch in the mailbox."""
+    mailbox.mark_done(batch)
+
+
+@flow(name="casedesk-intake", log_prints=False)
+def intake_flow(config: str | None = None) -> IntakeReport:
+    """Read new mail from every configured mailbox and turn each report into a case."""
+    logger = get_run_logger()
+    settings = load_settings(Path(config) if config else None)
+    context = intake_context(settings)
+    report = IntakeReport()
+    store = open_store(settings)
+    try:
+        with ExitStack() as stack:
+            for index in range(len(settings.mailboxes)):
+                mailbox = build_mailbox(settings, index, stack)
+                stored = store.watermark(cursor_name(mailbox))
+                cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
+                for batch in mailbox.fetch_new(cursor, settings.batch_size):
+                    cursor = mailbox.cursor_after(batch)
+                    watermark = (cursor_name(mailbox), cursor.model_dump_json())
+                    report.merge(ingest(store, batch, context, watermark))
+                    mark_done(mailbox, batch)
+    finally:
+        store.close()
+    logger.info(
+        "intake: %s fetched, %s new cases, %s already ingested, decisions %s",
+        report.fetched,
+        len(report.new_cases),
+        report.already_ingested,
+        report.decisions,
+    )
+    return report
