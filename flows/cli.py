@@ -209,22 +209,12 @@ def register(name: str, loader: Callable[[], typer.Typer]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one clear line for our own errors, never a traceback."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, standalone_mode=True)
     except CasedeskError as error:
         typer.echo(f"error: {error}", err=True)
         return 1
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        return 130
-    except typer.Exit as done:
-        return int(done.exit_code or 0)
-    except Exception as error:  # click's usage errors
-        from click.exceptions import ClickException
-
-        if isinstance(error, ClickException):
-            error.show()
-            return error.exit_code
-        raise
+    except SystemExit as done:  # click's own exit, after usage errors or --help
+        return done.code if isinstance(done.code, int) else 0
     return 0
 
 

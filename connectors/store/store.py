@@ -172,6 +172,8 @@ class StoreTransaction:
             raise StoreError("a case must be added before it is saved")
         expected = case.version
         old = self.get_case(case.number)
+        if old.version != expected:
+            raise ConcurrentUpdate(case.number, expected)
         if old.process_log != case.process_log[: len(old.process_log)]:
             raise StoreError(f"case {case.number}: the process log is append-only")
         case.version = expected + 1

@@ -1,0 +1,185 @@
+"""The case store on SQLite and PostgreSQL: cases, numbering, ledger, outbox, watermarks."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatus
+from mapping.case import CaseStatus, LogKind
+from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
+from mapping.outgoing_mail import OutboxMessage
+from tests.mapping.test_case import make_case
+
+T0 = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+MAY = date(2024, 5, 1)
+
+
+@pytest.fixture
+def store(store_url: str) -> CaseStore:
+    opened = CaseStore.open(store_url)
+    yield opened
+    opened.close()
+
+
+def ledger_entry(location: str, **overrides: object) -> LedgerEntry:
+    values: dict[str, object] = {
+        "source": "email",
+        "location": location,
+        "identity": f"mid:{location}",
+        "decision": LedgerDecision.NEW_REPORT,
+        "reason": "test",
+        "recorded_at": T0,
+    }
+    values.update(overrides)
+    return LedgerEntry.model_validate(values)
+
+
+def outbox_message(key: str) -> OutboxMessage:
+    return OutboxMessage(
+        key=key,
+        case_number="202405-001",
+        kind="confirmation",
+        recipients=["zhang.wei@example.com"],
+        subject="[Case 202405-001] 登录失败",
+        message_id=f"{key}@casedesk.invalid",
+        content=b"Subject: x\r\n\r\nbody\r\n",
+    )
+
+
+def test_a_case_round_trips_with_every_field(store: CaseStore) -> None:
+    case = make_case(number=None, tags=["登录故障"], collaborators=["研发工程师", "运维专员"])
+    case.log(LogKind.INTAKE, "reported by email", at=T0)
+    with store.transaction() as tx:
+        tx.add_case(case, month=MAY)
+    assert case.number == "202405-001"
+    stored = store.get_case("202405-001")
+    assert stored == case
+    assert stored.version == 1
+
+
+def test_numbers_are_per_month(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        numbers = [tx.allocate_case_number(MAY) for _ in range(3)]
+        numbers.append(tx.allocate_case_number(date(2024, 6, 3)))
+    assert numbers == ["202405-001", "202405-002", "202405-003", "202406-001"]
+
+
+def test_a_failed_transaction_leaves_nothing_and_no_gap(store: CaseStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.add_case(make_case(number=None), month=MAY)
+        tx.record(ledger_entry("support/INBOX/1/1"))
+        tx.queue(outbox_message("202405-001/confirmation/1"))
+        raise RuntimeError("crash before commit")
+    assert store.list_cases() == []
+    assert store.ledger_entries() == []
+    assert store.outbox_items() == []
+    with store.transaction() as tx:
+        assert tx.allocate_case_number(MAY) == "202405-001"
+
+
+def test_a_stale_save_is_refused(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.add_case(make_case(number=None), month=MAY)
+    first, second = store.get_case("202405-001"), store.get_case("202405-001")
+    first.move_to(CaseStatus.ASSIGNED, at=T0)
+    with store.transaction() as tx:
+        tx.save_case(first)
+    second.move_to(CaseStatus.TRIAGE, at=T0)
+    stale = pytest.raises(ConcurrentUpdate, match="202405-001 changed since it was read")
+    with stale, store.transaction() as tx:
+        tx.save_case(second)
+    assert store.get_case("202405-001").status is CaseStatus.ASSIGNED
+
+
+def test_the_process_log_cannot_be_rewritten(store: CaseStore) -> None:
+    case = make_case(number=None)
+    case.log(LogKind.INTAKE, "first", at=T0)
+    with store.transaction() as tx:
+        tx.add_case(case, month=MAY)
+    case.process_log = []
+    with pytest.raises(StoreError, match="append-only"), store.transaction() as tx:
+        tx.save_case(case)
+
+
+def test_an_unknown_case_is_named(store: CaseStore) -> None:
+    with pytest.raises(CaseNotFound, match="202405-999"):
+        store.get_case("202405-999")
+
+
+def test_the_ledger_takes_each_location_once(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.record(ledger_entry("support/INBOX/1/1"))
+        assert tx.seen_locations("email", ["support/INBOX/1/1", "support/INBOX/1/2"]) == {
+            "support/INBOX/1/1"
+        }
+        earlier = tx.first_with_identity("email", "mid:support/INBOX/1/1")
+        assert earlier is not None and earlier.location == "support/INBOX/1/1"
+    with pytest.raises(IntegrityError), store.transaction() as tx:
+        tx.record(ledger_entry("support/INBOX/1/1"))
+
+
+def test_outbox_queueing_is_idempotent_by_key(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        first = tx.queue(outbox_message("202405-001/confirmation/1"), now=T0)
+        again = tx.queue(outbox_message("202405-001/confirmation/1"), now=T0)
+    assert first is not None and again is None
+    items = store.outbox_items(status=OutboxStatus.QUEUED)
+    assert [item.key for item in items] == ["202405-001/confirmation/1"]
+    with store.transaction() as tx:
+        assert [i.id for i in tx.due_outbox(T0, 10)] == [first]
+        assert tx.due_outbox(T0 - timedelta(seconds=1), 10) == []
+
+
+def test_blobs_are_kept_once_and_watermarks_move(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        digest = tx.put_blob(b"raw message")
+        assert tx.put_blob(b"raw message") == digest
+        tx.set_watermark("mailbox:support", "1")
+        tx.set_watermark("mailbox:support", "2")
+    assert store.blob(digest) == b"raw message"
+    assert store.watermark("mailbox:support") == "2"
+    assert store.watermark("jira:SUP") is None
+
+
+def test_suppressed_addresses_are_case_insensitive(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.suppress_address("Gone@Example.com", "550 no such user")
+        assert tx.suppressed(["gone@example.com", "ok@example.com"]) == {
+            "gone@example.com": "550 no such user"
+        }
+
+
+def _allocate(url: str, count: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    store = CaseStore.open(url, migrate=False)
+    numbers = []
+    for _ in range(count):
+        with store.transaction() as tx:
+            case = make_case(number=None)
+            tx.add_case(case, month=MAY)
+            numbers.append(case.number)
+    store.close()
+    queue.put(numbers)
+
+
+def test_eight_processes_get_unique_gap_free_numbers(store: CaseStore, store_url: str) -> None:
+    processes, per_process = 8, 15
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_allocate, args=(store_url, per_process, queue))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    numbers = [number for chunk in results for number in chunk]
+    expected = [f"202405-{n:03d}" for n in range(1, processes * per_process + 1)]
+    assert sorted(numbers) == expected
+    assert len(store.list_cases()) == processes * per_process

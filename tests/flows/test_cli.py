@@ -1,0 +1,72 @@
+"""The casedesk command as a person uses it: readable output, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.cli import display_width, main, table
+
+ROOT = Path(__file__).parents[2]
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CASEDESK_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        env={**environment, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_config_check_masks_secrets(tmp_path: Path) -> None:
+    (tmp_path / "casedesk.toml").write_text(
+        '[outgoing]\nsigning_secret = "very-secret-value"\n', encoding="utf-8"
+    )
+    result = run_cli(["config", "check"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "very-secret-value" not in result.stdout
+    assert "outgoing.signing_secret = **********" in result.stdout
+    assert result.stdout.rstrip().endswith("ok")
+
+
+def test_a_bad_settings_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "casedesk.toml").write_text("batch_size = 'many'\n", encoding="utf-8")
+    result = run_cli(["cases", "list"], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "error: invalid settings in" in result.stderr and "'batch_size'" in result.stderr
+
+
+def test_an_unknown_case_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(["cases", "show", "202405-999"], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no case numbered '202405-999'"
+
+
+def test_an_unknown_status_filter_lists_the_allowed_ones(tmp_path: Path) -> None:
+    result = run_cli(["cases", "list", "--status", "done"], tmp_path)
+    assert result.returncode == 1
+    assert "unknown CaseStatus 'done'" in result.stderr and "triage" in result.stderr
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cases", "frobnicate"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_tables_align_chinese_and_latin() -> None:
+    rendered = table([{"a": "张伟", "b": "x"}, {"a": "Emily", "b": "y"}]).splitlines()
+    # The second column starts at the same terminal column on every row.
+    starts = [display_width(line[: len(line) - 1]) for line in rendered[2:]]
+    assert starts == [7, 7]
+    assert table([]) == "(none)"
