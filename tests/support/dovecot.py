@@ -51,6 +51,7 @@ _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 10.0
 _IMAP_TIMEOUT = 10.0
 
+DOVECOT_ENV = "CASEDESK_DOVECOT"
 DOVECOT_HINT = "apt-get install dovecot-imapd (Debian/Ubuntu); the binary is /usr/sbin/dovecot"
 
 
@@ -59,7 +60,14 @@ class DovecotError(RuntimeError):
 
 
 def find_dovecot() -> str | None:
-    """Path of the dovecot binary, or None. /usr/sbin is often not on a user's PATH."""
+    """Path of the dovecot binary, or None. /usr/sbin is often not on a user's PATH.
+
+    ``CASEDESK_DOVECOT`` names another binary (e.g. a Homebrew one); if it names nothing
+    executable, Dovecot counts as missing.
+    """
+    override = os.environ.get(DOVECOT_ENV, "").strip()
+    if override:
+        return override if os.access(override, os.X_OK) else None
     found = shutil.which("dovecot")
     if found:
         return found
@@ -404,12 +412,17 @@ service anvil {{
         tmp.chmod(0o644)
         tmp.replace(path)
         if previous is not None and previous != password:
-            # A changed file is only re-read once the second of its last read has passed.
+            # A changed file is only re-read once the second of its last read has passed:
+            # wait, so the new password works when this returns.
             time.sleep(1.1)
         log.debug("dovecot user %s added", name)
 
     def remove_user(self, name: str) -> None:
-        """Forget a user and delete their mail (the imap_user fixture's cleanup)."""
+        """Forget a user and delete their mail (the imap_user fixture's cleanup).
+
+        Dovecot re-reads passwd-files at most once a second, so a login in the next second
+        may still be accepted (measured); it is refused after that.
+        """
         self._users.pop(name, None)
         (self.users_dir / name).unlink(missing_ok=True)
         shutil.rmtree(self.mail_root / name, ignore_errors=True)

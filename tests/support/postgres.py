@@ -90,3 +90,11 @@ def drop_database(url: str) -> None:
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
     log.info("dropped test database %s", name)
+
+
+def database_exists(url: str) -> bool:
+    """Whether the database named in ``url`` exists on the admin URL's server."""
+    name = make_url(url).database
+    with _admin_connection() as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
