@@ -491,7 +491,9 @@ class JiraClient:
 
     def _translate(self, error: JIRAError, what: str, key: str | None) -> JiraError:
         status = error.status_code
-        messages = "; ".join(parse_errors(error.response))[:500] if error.response else ""
+        messages = (
+            "; ".join(parse_errors(error.response))[:500] if error.response is not None else ""
+        )
         detail = f": {messages}" if messages else ""
         url = self.connection.url
         if status in (401, 403):
