@@ -1,0 +1,90 @@
+"""Writing an outcome onto a case: fields, the process log, the assignment and the status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mapping.case import Case, CaseStatus, LogKind
+from mapping.rules.assignment import AssignmentState, resolve
+from mapping.rules.engine import RuleOutcome
+
+__all__ = ["ACTOR", "Routing", "apply_outcome"]
+
+#: Who the process log says made the rules' decisions.
+ACTOR = "rules"
+
+
+class Routing(BaseModel):
+    """What applying an outcome did to the case, for notices and reports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str | None = None
+    collaborators: list[str] = Field(default_factory=list)
+    status: CaseStatus
+    needs_triage: bool
+
+
+def apply_outcome(
+    case: Case,
+    outcome: RuleOutcome,
+    *,
+    groups: Mapping[str, Sequence[str]],
+    state: AssignmentState,
+    at: datetime,
+) -> Routing:
+    """Set what the rules decided, log every decision, assign, and move the status."""
+    case.problem_type = outcome.problem_type
+    case.priority = outcome.priority
+    case.due_at = outcome.due_at
+    case.tags = [*case.tags, *(tag for tag in outcome.tags if tag not in case.tags)]
+    if outcome.related_system is not None:
+        case.related_system = outcome.related_system
+    for decision in outcome.decisions:
+        case.log(LogKind.RULE, decision.text, at=at, actor=ACTOR)
+    if outcome.owner is not None:
+        owner = resolve(outcome.owner.spec, groups, state, now=at)
+        case.owner = owner
+        case.log(
+            LogKind.ASSIGNMENT,
+            f"owner {owner} by rule {outcome.owner.rule_id}: {outcome.owner.spec.describe()}; "
+            f"{outcome.owner.because}",
+            at=at,
+            actor=ACTOR,
+        )
+    elif outcome.manual_owner is not None:
+        case.owner = outcome.manual_owner
+    for pick in outcome.collaborators:
+        exclude = [person for person in (case.owner, *case.collaborators) if person]
+        person = resolve(pick.spec, groups, state, now=at, exclude=exclude)
+        if person is None or person in exclude:
+            continue
+        case.collaborators = [*case.collaborators, person]
+        case.log(
+            LogKind.ASSIGNMENT,
+            f"collaborator {person} by rule {pick.rule_id}: {pick.spec.describe()}; {pick.because}",
+            at=at,
+            actor=ACTOR,
+        )
+    target = _status(case, outcome)
+    if target is not None and case.can_move_to(target):
+        reason = "type unclear: the lead judges" if outcome.needs_triage else "owner by rule"
+        case.move_to(target, at=at, actor=ACTOR, reason=reason)
+    return Routing(
+        owner=case.owner,
+        collaborators=list(case.collaborators),
+        status=case.status,
+        needs_triage=outcome.needs_triage,
+    )
+
+
+def _status(case: Case, outcome: RuleOutcome) -> CaseStatus | None:
+    """Untriaged -> triage; an owner chosen by rule -> assigned; otherwise unchanged."""
+    if outcome.needs_triage:
+        return CaseStatus.TRIAGE
+    if outcome.owner is not None and case.owner:
+        return CaseStatus.ASSIGNED
+    return None

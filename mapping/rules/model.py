@@ -1,0 +1,354 @@
+"""The rules file's schema: pydantic models that refuse a bad rule with the reason.
+
+A rules file is a `RuleSet`: defaults, the due-time policy, named groups of people and an
+ordered list of `Rule`s, each a `When` (conditions, all of which must hold) and a `Then` (what it
+decides). See docs/rules.md for the format and the precedence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mapping.case import Priority, ProblemType, SourceKind
+
+__all__ = [
+    "AssignSpec",
+    "BusinessHours",
+    "DuePolicy",
+    "HourRange",
+    "Rule",
+    "RuleSet",
+    "Strategy",
+    "Then",
+    "Weekday",
+    "When",
+    "parse_duration",
+]
+
+RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_DURATION_PART = re.compile(r"(\d+)\s*([dhm])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`4h`, `1d`, `3d`, `1d 4h`, `30m` -> a timedelta (days are calendar or working days)."""
+    compact = text.strip().lower()
+    parts = _DURATION_PART.findall(compact)
+    if not parts or _DURATION_PART.sub("", compact).strip():
+        raise ValueError(f"duration {text!r} is not like '4h', '1d', '3d' or '1d 4h'")
+    total = timedelta()
+    for amount, unit in parts:
+        total += timedelta(**{_UNITS[unit]: int(amount)})
+    if total <= timedelta():
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    return total
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _as_list(value: object) -> object:
+    # A single value is accepted where a list is expected: `mailbox = "support"`.
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @property
+    def index(self) -> int:
+        """Monday is 0, as `datetime.weekday()` counts."""
+        return list(Weekday).index(self)
+
+
+class HourRange(_Strict):
+    """`"18-9"`: from 18:00 up to 09:00 the next morning (the end hour is not included)."""
+
+    start: int = Field(ge=0, le=23)
+    end: int = Field(ge=0, le=24)
+
+    @classmethod
+    def parse(cls, text: str) -> HourRange:
+        match = re.fullmatch(r"\s*(\d{1,2})\s*-\s*(\d{1,2})\s*", text)
+        if match is None:
+            raise ValueError(f"hours {text!r} is not like '9-18' or '18-9'")
+        return cls(start=int(match[1]), end=int(match[2]))
+
+    def contains(self, hour: int) -> bool:
+        if self.start < self.end:
+            return self.start <= hour < self.end
+        return hour >= self.start or hour < self.end
+
+
+class When(_Strict):
+    """Conditions of one rule: every condition given must hold; within a list, any one will do.
+
+    Keywords match case-insensitively: Chinese (and any CJK) text as a substring, since it has
+    no spaces between words; Latin letters and digits only at word boundaries, so `log` does not
+    match `login`.
+    """
+
+    keywords: StrList = Field(default_factory=list, description="Any of these, subject or body.")
+    all_keywords: StrList = Field(default_factory=list, description="All of these.")
+    subject_keywords: StrList = Field(default_factory=list, description="Any, subject only.")
+    not_keywords: StrList = Field(default_factory=list, description="None of these.")
+    regex: StrList = Field(default_factory=list, description="Any matches subject or body.")
+    subject_regex: StrList = Field(default_factory=list)
+    sender: StrList = Field(
+        default_factory=list, description="Addresses, or domains as `@example.com`."
+    )
+    mailbox: StrList = Field(default_factory=list)
+    source: list[SourceKind] = Field(default_factory=list)
+    jira_project: StrList = Field(default_factory=list)
+    jira_component: StrList = Field(default_factory=list)
+    jira_label: StrList = Field(default_factory=list)
+    jira_priority: StrList = Field(default_factory=list)
+    attachment_types: StrList = Field(
+        default_factory=list, description="Extensions (`.log`) or MIME types (`image/*`)."
+    )
+    weekdays: list[Weekday] = Field(default_factory=list)
+    hours: list[HourRange] = Field(default_factory=list, description="In the team's time zone.")
+
+    @field_validator("source", "weekdays", mode="before")
+    @classmethod
+    def _listify(cls, value: object) -> object:
+        return _as_list(value)
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hour_ranges(cls, value: object) -> object:
+        items = _as_list(value)
+        if isinstance(items, list):
+            return [HourRange.parse(item) if isinstance(item, str) else item for item in items]
+        return items
+
+    @field_validator("keywords", "all_keywords", "subject_keywords", "not_keywords", "jira_label")
+    @classmethod
+    def _no_blank(cls, values: list[str]) -> list[str]:
+        if any(not value.strip() for value in values):
+            raise ValueError("an empty keyword would match everything; remove it")
+        return values
+
+    @field_validator("regex", "subject_regex")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        for pattern in values:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(
+                    f"regular expression {pattern!r} does not compile: {error}"
+                ) from error
+        return values
+
+    @field_validator("attachment_types")
+    @classmethod
+    def _attachment_type(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not (value.startswith(".") or "/" in value):
+                raise ValueError(
+                    f"attachment type {value!r} must be an extension ('.log') "
+                    "or a MIME type ('image/png', 'image/*')"
+                )
+        return [value.lower() for value in values]
+
+
+class Strategy(StrEnum):
+    FIXED = "fixed"
+    ROUND_ROBIN = "round_robin"
+    FEWEST_OPEN = "fewest_open"
+
+
+class AssignSpec(_Strict):
+    """Who: `{ person = "li@example.com" }` or `{ group = "l1", strategy = "round_robin" }`."""
+
+    person: str | None = None
+    group: str | None = None
+    strategy: Strategy | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.person is None) == (self.group is None):
+            raise ValueError("give either person or group (with a strategy), not both or neither")
+        if self.person is not None and self.strategy not in (None, Strategy.FIXED):
+            raise ValueError("a fixed person takes no strategy")
+        if self.group is not None and self.strategy in (None, Strategy.FIXED):
+            raise ValueError("a group needs strategy 'round_robin' or 'fewest_open'")
+        return self
+
+    def describe(self) -> str:
+        if self.person is not None:
+            return self.person
+        assert self.strategy is not None
+        how = {Strategy.ROUND_ROBIN: "round robin", Strategy.FEWEST_OPEN: "fewest open cases"}
+        return f"{how[self.strategy]} in group {self.group}"
+
+
+class Then(_Strict):
+    """What a matching rule decides; anything left out is left to other rules or the defaults."""
+
+    problem_type: ProblemType | None = None
+    priority: Priority | None = None
+    raise_priority: bool = Field(default=False, description="One level more urgent (P0 stays).")
+    tags: StrList = Field(default_factory=list)
+    related_system: str | None = None
+    owner: AssignSpec | None = None
+    collaborators: list[AssignSpec] = Field(default_factory=list)
+    due_in: Duration | None = Field(default=None, description="Instead of the priority's time.")
+
+    @field_validator("problem_type", mode="before")
+    @classmethod
+    def _type_label(cls, value: object) -> object:
+        # Accept the Chinese and English labels too: `problem_type = "系统故障"`.
+        return ProblemType.parse(value) if isinstance(value, str) else value
+
+    @field_validator("collaborators", mode="before")
+    @classmethod
+    def _people(cls, value: object) -> object:
+        # A plain string is a fixed person: `collaborators = ["ops@example.com"]`.
+        items = _as_list(value)
+        if isinstance(items, list):
+            return [{"person": item} if isinstance(item, str) else item for item in items]
+        return items
+
+    @field_validator("owner", mode="before")
+    @classmethod
+    def _owner(cls, value: object) -> object:
+        return {"person": value} if isinstance(value, str) else value
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Then()
+
+
+class Rule(_Strict):
+    """One rule: a stable id (shown in every explanation), conditions, decisions."""
+
+    id: str
+    description: str = ""
+    when: When = Field(default_factory=When)
+    then: Then
+    override: bool = Field(
+        default=False, description="Replace what an earlier rule already decided."
+    )
+    override_manual: bool = Field(
+        default=False, description="Also apply to a case a person already triaged in Jira."
+    )
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not RULE_ID.match(value):
+            raise ValueError(
+                f"rule id {value!r} must be lower-case letters, digits, '-', '_' or '.'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _decides_something(self) -> Self:
+        if self.then.is_empty:
+            raise ValueError("the rule decides nothing: give [rule.then] at least one action")
+        return self
+
+
+class BusinessHours(_Strict):
+    """Working time in the team's time zone; due times then count working time only."""
+
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+    workdays: list[Weekday] = Field(
+        default_factory=lambda: [Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI]
+    )
+    holidays: list[str] = Field(default_factory=list, description="ISO dates: 2024-10-01.")
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"business hours end ({self.end}) must be after start ({self.start})")
+        if not self.workdays:
+            raise ValueError("business hours need at least one workday")
+        return self
+
+    @field_validator("holidays")
+    @classmethod
+    def _iso_dates(cls, values: list[str]) -> list[str]:
+        from datetime import date
+
+        for value in values:
+            try:
+                date.fromisoformat(value)
+            except ValueError as error:
+                raise ValueError(f"holiday {value!r} is not an ISO date (2024-10-01)") from error
+        return values
+
+
+class DuePolicy(_Strict):
+    """Expected resolution time by priority; with business hours, a day is a working day."""
+
+    P0: Duration = timedelta(hours=4)
+    P1: Duration = timedelta(days=1)
+    P2: Duration = timedelta(days=3)
+    business_hours: BusinessHours | None = None
+
+    def for_priority(self, priority: Priority) -> timedelta:
+        duration: timedelta = getattr(self, priority.value)
+        return duration
+
+
+class Defaults(_Strict):
+    """What an unmatched report gets (seed step 1: P2 and untriaged, then the lead judges)."""
+
+    priority: Priority = Priority.P2
+    problem_type: ProblemType = ProblemType.UNTRIAGED
+
+
+class RuleSet(_Strict):
+    """A whole rules file."""
+
+    version: Literal[1] = 1
+    defaults: Defaults = Field(default_factory=Defaults)
+    due: DuePolicy = Field(default_factory=DuePolicy)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list, alias="rule")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_have_people(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in groups.items():
+            if not members:
+                raise ValueError(f"group {name!r} has no members")
+            if len(set(members)) != len(members):
+                raise ValueError(f"group {name!r} lists someone twice")
+        return groups
