@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 from mapping.case import Case, CaseSource, Language, LogKind, Person, SourceKind
+from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
 from mapping.parsed_email import ParsedEmail
 
-__all__ = ["case_from_email"]
+__all__ = ["case_from_email", "reported_at"]
 
 MAX_SUBJECT = 200
+#: A Date header this far after the server's arrival time (or now) is a wrong sender clock.
+MAX_CLOCK_SKEW = timedelta(days=1)
+_FORWARD = re.compile(r"^\s*(?:fwd?|转发|轉寄|转寄)\s*[:：]", re.IGNORECASE)
 
 
-def case_from_email(parsed: ParsedEmail, *, mailbox: str, now: datetime) -> Case:
+def reported_at(parsed: ParsedEmail, received_at: datetime | None, now: datetime) -> datetime:
+    """When the user wrote: the Date header, unless missing or absurd; else server arrival."""
+    arrival = received_at or now
+    date = parsed.date
+    if date is not None and date <= arrival + MAX_CLOCK_SKEW and date.year >= 2000:
+        return date
+    return arrival
+
+
+def description_of(parsed: ParsedEmail) -> str:
+    """The report's words: the visible reply, or the whole text of a forwarded mail."""
+    if _FORWARD.match(parsed.subject) or not parsed.reply_text.strip():
+        return parsed.text.strip()
+    return parsed.reply_text.strip()
+
+
+def case_from_email(
+    parsed: ParsedEmail, *, mailbox: str, now: datetime, received_at: datetime | None = None
+) -> Case:
     """The case a new report opens; MessageParseError when it has no sender or no content."""
     if not parsed.from_address:
         raise MessageParseError("the message has no From address, so nobody could be answered")
-    description = (parsed.reply_text or parsed.text).strip()
+    description = description_of(parsed)
     subject = " ".join(parsed.subject.split())[:MAX_SUBJECT]
     if not description and not subject:
         raise MessageParseError("the message has neither a subject nor a body")
-    reported_at = parsed.date or now
+    reported = reported_at(parsed, received_at, now)
     case = Case(
         subject=subject or description.splitlines()[0][:MAX_SUBJECT],
         submitter=Person(name=parsed.from_name.strip(), email=parsed.from_address),
         description=description or subject,
+        environment=environment_from_text(f"{subject}\n{description}"),
         language=Language(parsed.language),
         source=CaseSource(kind=SourceKind.EMAIL, mailbox=mailbox, message_id=parsed.message_id),
         attachments=[attachment.info for attachment in parsed.attachments],
@@ -34,7 +58,8 @@ def case_from_email(parsed: ParsedEmail, *, mailbox: str, now: datetime) -> Case
     )
     case.log(
         LogKind.INTAKE,
-        f"reported by email to {mailbox} at {reported_at.isoformat()}",
+        f"reported by email to {mailbox} at {reported.isoformat()}"
+        + (f" ({len(case.attachments)} attachment(s))" if case.attachments else ""),
         at=now,
         source_ref=parsed.message_id,
     )
