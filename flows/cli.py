@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_rules import rules_app
 from mapping.errors import CasedeskError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ mailbox_app = typer.Typer(help="The embedded Maildir mailbox.", no_args_is_help=
 app.add_typer(cases_app, name="cases")
 app.add_typer(config_app, name="config")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(rules_app, name="rules")
 
 ConfigOption = Annotated[
     Path | None,

@@ -62,6 +62,8 @@ def sender_identity(settings: Settings) -> SenderIdentity:
 
 
 def intake_context(settings: Settings) -> IntakeContext:
+    from flows.routing import make_router  # routing needs sender_identity from here
+
     names = [mailbox.name for mailbox in settings.mailboxes]
     if len(set(names)) != len(names):
         raise ConfigError(f"two mailboxes share a name: {names}", key="mailboxes")
@@ -69,4 +71,6 @@ def intake_context(settings: Settings) -> IntakeContext:
         identity=sender_identity(settings),
         zone=settings.zone,
         max_message_bytes=settings.max_message_bytes,
+        # Read the rules now, once per run: a bad file stops the run before any mail is read.
+        route_new_case=make_router(settings),
     )

@@ -1,0 +1,111 @@
+"""Routing a new case by the rules: the intake hook that applies them and tells people.
+
+`make_router(settings)` reads the rules file once per run (an edit takes effect at the next run,
+no restart) and refuses a bad one with RulesError before any mail is read. The router it returns
+is `IntakeContext.route_new_case`: it evaluates the rules, writes the decisions to the case,
+assigns (round-robin state and open-case counts come from the same transaction as the case), and
+queues a notice to the lead (triage) or to the owner (assignment) when that template exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from connectors.store import StoreTransaction
+from flows.settings import Settings
+from mapping.case import Case
+from mapping.outgoing_mail import SenderIdentity
+from mapping.parsed_email import ParsedEmail
+from mapping.rules import (
+    ReportFacts,
+    Routing,
+    RuleEngine,
+    RuleSet,
+    apply_outcome,
+    facts_from_email,
+    load_rules,
+)
+from templates import TEMPLATES_DIR
+
+__all__ = ["ASSIGNMENT_NOTICE", "TRIAGE_NOTICE", "CaseRouter", "make_router", "template_exists"]
+
+logger = logging.getLogger(__name__)
+
+TRIAGE_NOTICE = "triage_notice"
+ASSIGNMENT_NOTICE = "assignment"
+
+
+def template_exists(kind: str, language: str) -> bool:
+    """Notice templates are written by the templates work; until one exists we only log."""
+    return (TEMPLATES_DIR / "email" / language / f"{kind}.txt.j2").is_file()
+
+
+@dataclass
+class CaseRouter:
+    """Applies one loaded rule set to each new case of a run."""
+
+    rules: RuleSet
+    engine: RuleEngine
+    zone: ZoneInfo
+    identity: SenderIdentity
+    lead_address: str | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    has_template: Callable[[str, str], bool] = template_exists
+
+    def __call__(self, tx: StoreTransaction, case: Case, parsed: ParsedEmail) -> None:
+        """The intake hook: route a new email case before it is stored."""
+        self.route(tx, case, facts_from_email(case, parsed))
+
+    def route(self, tx: StoreTransaction, case: Case, facts: ReportFacts) -> Routing:
+        """Route any case by its facts (the Jira intake calls this with `facts_from_case`)."""
+        now = self.clock()
+        outcome = self.engine.evaluate(facts)
+        routing = apply_outcome(case, outcome, groups=self.rules.groups, state=tx, at=now)
+        if routing.needs_triage:
+            self._notify(tx, case, TRIAGE_NOTICE, [self.lead_address] if self.lead_address else [])
+        elif routing.owner is not None and facts.manual is None:
+            people = [routing.owner, *routing.collaborators]
+            self._notify(tx, case, ASSIGNMENT_NOTICE, [p for p in people if "@" in p])
+        return routing
+
+    def _notify(self, tx: StoreTransaction, case: Case, kind: str, recipients: list[str]) -> None:
+        if not recipients:
+            logger.info("case %s: %s has nobody to go to (no address)", case.subject, kind)
+            return
+        if not self.has_template(kind, case.language.value):
+            logger.info(
+                "case %r: no %s template for %s yet; %s not mailed",
+                case.subject,
+                kind,
+                case.language.value,
+                ", ".join(recipients),
+            )
+            return
+        if case.number is None:
+            # The notice names the case, so number it now, as the store would when adding it:
+            # by the team's local month of intake (add_case keeps a number already set).
+            case.number = tx.allocate_case_number(case.created_at.astimezone(self.zone).date())
+        from mapping.outgoing_mail import compose  # only once a notice template exists
+
+        now = self.clock()
+        mail = compose(kind, case, recipients=recipients, identity=self.identity, now=now)
+        tx.queue(mail, now=now)
+
+
+def make_router(settings: Settings) -> CaseRouter:
+    """Load the rules named by the settings (or the shipped set); RulesError if they are bad."""
+    from flows.runtime import sender_identity  # runtime builds the context that holds us
+
+    rules = load_rules(settings.rules_path)
+    logger.info("rules: %d loaded from %s", len(rules.rules), settings.rules_path or "defaults")
+    return CaseRouter(
+        rules=rules,
+        engine=RuleEngine(rules, settings.zone),
+        zone=settings.zone,
+        identity=sender_identity(settings),
+        lead_address=settings.outgoing.lead_address,
+    )
