@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.support.dovecot import DovecotError, DovecotServer
+from tests.support.dovecot import DOVECOT_HINT, DovecotError, DovecotServer, find_dovecot
 from tests.support.postgres import create_database, database_exists, drop_database
 from tests.support.servers_plugin import ImapUser
 from tests.support.services import REQUIRE_ENV, require_service
@@ -164,6 +164,37 @@ def test_users_are_separate_and_can_come_and_go(dovecot: DovecotServer) -> None:
     assert not (dovecot.mail_root / "alice-sep").exists()
     with pytest.raises(DovecotError, match="no such test user"):
         dovecot.append("alice-sep", "INBOX", _raw("Too late"))
+
+
+@pytest.mark.dovecot
+def test_restart_cuts_clients_off_and_keeps_mail_and_port() -> None:
+    if find_dovecot() is None:
+        require_service("dovecot", DOVECOT_HINT)
+    server = DovecotServer()  # its own: restarting the session server would disturb others
+    try:
+        server.start()
+        port = server.port
+        server.add_user("restart", "pw")
+        server.append("restart", "INBOX", _raw("Survives restarts"))
+        client = imaplib.IMAP4(server.host, port, timeout=10)
+        try:
+            client.login("restart", "pw")
+            client.select("INBOX")
+            server.stop()
+            # As a real server going down: the open session is told BYE and cut off.
+            with pytest.raises(imaplib.IMAP4.abort, match="shutting down"):
+                client.noop()
+        finally:
+            client.shutdown()
+        with pytest.raises(ConnectionRefusedError):
+            imaplib.IMAP4(server.host, port, timeout=5)
+
+        server.start()
+        assert server.port == port
+        assert server.status("restart", "INBOX")["MESSAGES"] == 1
+    finally:
+        server.close()
+    assert not server.root.exists()
 
 
 def test_imap_user_is_fresh_and_marked(imap_user: ImapUser, request: pytest.FixtureRequest) -> None:

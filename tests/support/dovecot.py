@@ -1,9 +1,10 @@
 """A real Dovecot IMAP server for tests, in its own temp folder, on a free loopback port.
 
-The config follows docs/engineering notes measured on this machine: it reads nothing from
-/etc/dovecot, logs to a file, keeps its unix sockets in a short ``base_dir`` (the socket path
-limit is 108 bytes), and stores mail as uid/gid 65534 because Dovecot refuses mail owned by
-root. Run as a normal user it runs "rootless": every process and the mail belong to that user.
+The config follows the project's engineering notes (measured on this machine): it reads
+nothing from /etc/dovecot, logs to a file, keeps its unix sockets in a short ``base_dir`` (the
+socket path limit is 108 bytes), and stores mail as uid/gid 65534 because Dovecot refuses mail
+owned by root. Run as a normal user it runs "rootless": every process and the mail belong to
+that user.
 
 Typical use (the pytest fixtures in ``servers_plugin`` do this once per session)::
 
@@ -147,7 +148,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 class DovecotServer:
-    """One Dovecot instance: users in a passwd-file, Maildir++ mail, plaintext auth on loopback.
+    """One Dovecot: passwd-file users, Maildir++ mail, plaintext auth on loopback, "/" separator.
 
     The temp folder (config, users, mail, log) survives ``stop()``/``start()`` so tests can
     restart the server under a client; ``close()`` stops it and removes the folder.
@@ -193,25 +194,34 @@ class DovecotServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Start Dovecot and wait for its IMAP greeting. Retries if the port was taken."""
+        """Start Dovecot and wait for its IMAP greeting.
+
+        The first start picks a free port (retrying if another process takes it first); a
+        restart after ``stop()`` reuses that port, so clients configured earlier reconnect.
+        """
         if self.running:
             raise DovecotError("dovecot is already running")
+        if self.port:
+            self._start_once(self.port)
+            return
         last_error: DovecotError | None = None
         for _attempt in range(3):
+            port = free_port(self.host)
             try:
-                self._start_once()
+                self._start_once(port)
                 return
             except DovecotError as error:
                 last_error = error
+                self.port = 0  # never started: the next start() picks a port again
                 if "Address already in use" not in str(error):
                     raise
-                log.warning("dovecot port %d was taken, retrying on another", self.port)
+                log.warning("dovecot port %d was taken, retrying on another", port)
         assert last_error is not None
         raise last_error
 
-    def _start_once(self) -> None:
+    def _start_once(self, port: int) -> None:
         self._starts += 1
-        self.port = free_port(self.host)
+        self.port = port
         # A fresh base_dir per start: a stale anvil-auth-penalty socket left by the previous
         # run makes the next logins wait 5 s (measured).
         base_dir = self.root / f"r{self._starts}"
@@ -219,6 +229,8 @@ class DovecotServer:
             raise DovecotError(f"base_dir {base_dir} is too long for unix sockets")
         base_dir.mkdir(mode=0o755)
         self._write_config(base_dir)
+        # Judge this start by what it logs, not by an earlier run's lines in the same files.
+        log_offsets = [p.stat().st_size if p.exists() else 0 for p in self._log_files]
         started = time.monotonic()
         with self._stderr_path.open("ab") as stderr:
             self._proc = subprocess.Popen(
@@ -227,9 +239,11 @@ class DovecotServer:
                 stdout=stderr,
                 stderr=stderr,
                 preexec_fn=_parent_death_signal(),  # see there: only a prctl() call
+                # Its own process group, so stop() can reach every Dovecot process at once.
+                start_new_session=True,
             )
         try:
-            self._wait_for_greeting(started + _START_TIMEOUT)
+            self._wait_for_greeting(started + _START_TIMEOUT, log_offsets)
         except DovecotError:
             self._terminate()
             raise
@@ -242,17 +256,32 @@ class DovecotServer:
             self.root,
         )
 
-    def _wait_for_greeting(self, deadline: float) -> None:
+    @property
+    def _log_files(self) -> tuple[Path, Path]:
+        return (self._stderr_path, self.log_path)
+
+    def _new_log_text(self, offsets: Sequence[int]) -> str:
+        parts = []
+        for path, offset in zip(self._log_files, offsets, strict=True):
+            if path.exists():
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    parts.append(handle.read().decode("utf-8", "replace"))
+        return "".join(parts)
+
+    def _wait_for_greeting(self, deadline: float, log_offsets: Sequence[int]) -> None:
         assert self._proc is not None
         while True:
             if self._proc.poll() is not None:
                 raise DovecotError(
-                    f"dovecot exited with code {self._proc.returncode}:\n{self.log_text()}"
+                    f"dovecot exited with code {self._proc.returncode}:\n"
+                    + self._new_log_text(log_offsets)
                 )
             # A service that cannot start makes the master retry with growing delays instead
             # of exiting: fail at once instead of waiting for the deadline.
-            if "Fatal:" in self.log_text():
-                raise DovecotError(f"dovecot reported a fatal error:\n{self.log_text()}")
+            new_log = self._new_log_text(log_offsets)
+            if "Fatal:" in new_log:
+                raise DovecotError(f"dovecot reported a fatal error:\n{new_log}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
                     greeting = sock.recv(512)
@@ -265,7 +294,7 @@ class DovecotServer:
             time.sleep(0.01)
 
     def stop(self) -> None:
-        """SIGTERM Dovecot and wait for it (about 1 s). Mail and users are kept."""
+        """SIGTERM Dovecot and wait (about 1 s). Clients are cut off; mail and users stay."""
         if self._proc is None:
             return
         self._terminate()
@@ -276,7 +305,13 @@ class DovecotServer:
         if proc is None:
             return
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            # The whole group, not just the master: imap processes outlive a SIGTERMed master
+            # (measured: a logged-in client could still NOOP after stop()), unlike a real
+            # server going down. The master is not reaped yet, so its group id is still ours.
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -305,7 +340,7 @@ class DovecotServer:
     def log_text(self) -> str:
         """Dovecot's log file, plus anything it printed before opening it (config errors)."""
         parts = []
-        for path in (self._stderr_path, self.log_path):
+        for path in self._log_files:
             if path.exists():
                 parts.append(path.read_text(encoding="utf-8", errors="replace"))
         return "".join(parts)
