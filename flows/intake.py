@@ -3,6 +3,13 @@
 The flow in `intake_flow.py` only orchestrates this. One database transaction per batch, with a
 savepoint per message, so that one bad message is quarantined (kept raw, with its reason) and
 never blocks the others; the mailbox's watermark is written in the same transaction.
+
+Each message is classified (`mapping.classify`) and handled by kind, from a table: a new report
+opens a case; a reply is logged on its case (a reply found only by the subject token, from
+someone who is not on the case, is held for review and never applied); an auto-reply is logged
+on its case and never answered; a bounce is logged on the case of the bounced mail and the
+address is suppressed; our own mail coming back is dropped. Every decision and its reason goes
+on the message's ledger row.
 """
 
 from __future__ import annotations
@@ -11,19 +18,27 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from connectors.mailbox import RawMessage
+from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction, sha256_hex
-from mapping.case import Case
+from mapping.case import Case, LogKind
+from mapping.classify import Classification, MessageKind, accept_subject_reply, classify
 from mapping.email_to_case import case_from_email
 from mapping.errors import MessageParseError
 from mapping.outgoing_mail import SenderIdentity, compose
 from mapping.parsed_email import ParsedEmail, parse_email
 
-__all__ = ["IntakeContext", "IntakeReport", "ingest_batch"]
+__all__ = [
+    "IntakeContext",
+    "IntakeReport",
+    "finish_pending_marks",
+    "ingest_batch",
+    "ingest_one_safely",
+]
 
 logger = logging.getLogger(__name__)
 SOURCE = "email"
@@ -44,6 +59,9 @@ class IntakeContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: Called on each new case before it is stored (the rules of the routing issue plug in here).
     route_new_case: CaseHook | None = None
+    #: Called with each accepted reply after it is logged on its case, before the case is saved:
+    #: where reading feedback answers (1/2/3, 已解决 ...) plugs in. May change the case.
+    on_reply: CaseHook | None = None
 
 
 class IntakeReport(BaseModel):
@@ -54,6 +72,7 @@ class IntakeReport(BaseModel):
     new_cases: list[str] = Field(default_factory=list)
     decisions: dict[str, int] = Field(default_factory=dict)
     quarantined: list[str] = Field(default_factory=list)
+    held_for_review: list[str] = Field(default_factory=list)
 
     def count(self, decision: LedgerDecision) -> None:
         self.decisions[decision.value] = self.decisions.get(decision.value, 0) + 1
@@ -63,6 +82,7 @@ class IntakeReport(BaseModel):
         self.already_ingested += other.already_ingested
         self.new_cases.extend(other.new_cases)
         self.quarantined.extend(other.quarantined)
+        self.held_for_review.extend(other.held_for_review)
         for decision, count in other.decisions.items():
             self.decisions[decision] = self.decisions.get(decision, 0) + count
 
@@ -93,36 +113,86 @@ def ingest_batch(
             if message.location in seen:
                 report.already_ingested += 1
                 continue
-            savepoint = tx.connection.begin_nested()
-            try:
-                _ingest_one(tx, message, context, report)
-                savepoint.commit()
-            except Exception as error:
-                savepoint.rollback()
-                _quarantine(tx, message, context, report, f"{type(error).__name__}: {error}")
-                logger.exception("quarantined %s", message.location)
+            ingest_one_safely(tx, message, context, report)
         if watermark is not None:
             tx.set_watermark(*watermark, now=context.clock())
     return report
 
 
+@runtime_checkable
+class PendingMarks(Protocol):
+    """A mailbox that can list committed-but-unmarked messages (ImapMailbox)."""
+
+    name: str
+
+    def unmarked_uids(self, cursor: MailboxCursor) -> list[int]: ...
+
+    def location(self, uid: int | str) -> str: ...
+
+    def mark_uids_done(self, uids: Sequence[int]) -> None: ...
+
+
+def finish_pending_marks(store: CaseStore, mailbox: Mailbox, cursor: MailboxCursor) -> int:
+    """Mark what a crash left committed but unmarked; returns how many were marked.
+
+    Only mailboxes that can list such messages (IMAP: one UID SEARCH, no bodies) take part;
+    a message is marked only when the ledger really has it.
+    """
+    if not isinstance(mailbox, PendingMarks):
+        return 0
+    uids = mailbox.unmarked_uids(cursor)
+    if not uids:
+        return 0
+    locations = {mailbox.location(uid): uid for uid in uids}
+    with store.transaction() as tx:
+        seen = tx.seen_locations(SOURCE, list(locations))
+    done = [uid for location, uid in locations.items() if location in seen]
+    if done:
+        logger.warning("%s: marking %d committed but unmarked message(s)", mailbox.name, len(done))
+        mailbox.mark_uids_done(done)
+    return len(done)
+
+
+def ingest_one_safely(
+    tx: StoreTransaction,
+    message: RawMessage,
+    context: IntakeContext,
+    report: IntakeReport,
+    *,
+    replaces: int | None = None,
+    size_limit: bool = True,
+) -> None:
+    """One message in its own savepoint: whatever goes wrong, it is quarantined, not lost."""
+    savepoint = tx.connection.begin_nested()
+    try:
+        _ingest_one(tx, message, context, report, replaces=replaces, size_limit=size_limit)
+        savepoint.commit()
+    except Exception as error:  # one bad message must never block the others
+        savepoint.rollback()
+        logger.exception("quarantined %s", message.location)
+        reason = f"{type(error).__name__}: {error}"
+        _quarantine(tx, message, context, report, reason, replaces=replaces)
+
+
 def _ingest_one(
-    tx: StoreTransaction, message: RawMessage, context: IntakeContext, report: IntakeReport
+    tx: StoreTransaction,
+    message: RawMessage,
+    context: IntakeContext,
+    report: IntakeReport,
+    *,
+    replaces: int | None,
+    size_limit: bool,
 ) -> None:
     now = context.clock()
-    if len(message.raw) > context.max_message_bytes:
-        _quarantine(
-            tx,
-            message,
-            context,
-            report,
-            f"larger than max_message_bytes ({len(message.raw)} > {context.max_message_bytes})",
-        )
+    if size_limit and len(message.raw) > context.max_message_bytes:
+        reason = f"larger than max_message_bytes ({len(message.raw)} > {context.max_message_bytes})"
+        _quarantine(tx, message, context, report, reason, replaces=replaces)
         return
     try:
         parsed = parse_email(message.raw)
     except MessageParseError as error:
-        _quarantine(tx, message, context, report, f"cannot parse: {error.reason}")
+        reason = f"cannot parse: {error.reason}"
+        _quarantine(tx, message, context, report, reason, replaces=replaces)
         return
     digest = tx.put_blob(message.raw)
     identity = identity_of(parsed, digest)
@@ -136,30 +206,225 @@ def _ingest_one(
         reason="",
         received_at=message.received_at,
         recorded_at=now,
+        detail={"problems": parsed.problems[:20]} if parsed.problems else None,
     )
     earlier = tx.first_with_identity(SOURCE, identity)
-    if earlier is not None:
+    if earlier is not None and earlier.id != replaces:
         entry.decision = LedgerDecision.DUPLICATE
         entry.reason = f"same mail as {earlier.location} ({identity})"
         entry.case_number = earlier.case_number
+        _write(tx, entry, replaces, report)
+        return
+    verdict = classify(parsed, message.raw, context.identity)
+    handler = _HANDLERS[verdict.kind]
+    handler(tx, message, parsed, verdict, entry, context, report)
+    _write(tx, entry, replaces, report)
+
+
+def _write(
+    tx: StoreTransaction, entry: LedgerEntry, replaces: int | None, report: IntakeReport
+) -> None:
+    """Record the decision: a new ledger row, or the quarantined row being retried."""
+    if replaces is None:
         tx.record(entry)
-        report.count(entry.decision)
-        return
-    try:
-        case = case_from_email(parsed, mailbox=message.mailbox, now=now)
-    except MessageParseError as error:
-        _quarantine(tx, message, context, report, error.reason)
-        return
+    else:
+        values = entry.model_dump(exclude={"id", "source", "location"})
+        tx.update_ledger(replaces, **values)
+    report.count(entry.decision)
+    logger.debug("%s: %s (%s)", entry.location, entry.decision.value, entry.reason)
+
+
+def _store_attachments(tx: StoreTransaction, parsed: ParsedEmail) -> None:
+    for attachment in parsed.attachments:
+        tx.put_blob(attachment.content)
+
+
+def _new_report(
+    tx: StoreTransaction,
+    message: RawMessage,
+    parsed: ParsedEmail,
+    verdict: Classification,
+    entry: LedgerEntry,
+    context: IntakeContext,
+    report: IntakeReport,
+) -> None:
+    now = context.clock()
+    case = case_from_email(
+        parsed, mailbox=message.mailbox, now=now, received_at=message.received_at
+    )
+    _store_attachments(tx, parsed)
     if context.route_new_case is not None:
         context.route_new_case(tx, case, parsed)
     tx.add_case(case, month=case.created_at.astimezone(context.zone).date())
     assert case.number is not None
+    entry.decision = LedgerDecision.NEW_REPORT
     entry.case_number = case.number
-    entry.reason = "new report: no reference to an existing case"
-    tx.record(entry)
-    report.count(entry.decision)
+    entry.reason = verdict.reason
     report.new_cases.append(case.number)
     _queue_confirmation(tx, case, parsed, context)
+
+
+def _reply(
+    tx: StoreTransaction,
+    message: RawMessage,
+    parsed: ParsedEmail,
+    verdict: Classification,
+    entry: LedgerEntry,
+    context: IntakeContext,
+    report: IntakeReport,
+) -> None:
+    assert verdict.case_number is not None
+    case = tx.find_case(verdict.case_number)
+    if case is None:
+        # A token or reference to a case we do not have (another system's, or mistyped).
+        verdict = Classification(
+            kind=MessageKind.NEW_REPORT,
+            reason=f"new report: it refers to case {verdict.case_number}, which does not exist",
+        )
+        _new_report(tx, message, parsed, verdict, entry, context, report)
+        return
+    reason = verdict.reason
+    if verdict.matched_by == "subject":
+        accepted, why = accept_subject_reply(case, parsed.from_address)
+        if not accepted:
+            # Never applied to the case: kept (raw blob + ledger) for a person to look at.
+            entry.decision = LedgerDecision.HELD_FOR_REVIEW
+            entry.reason = f"{reason}; {why}"
+            entry.detail = {**(entry.detail or {}), "candidate_case": case.number}
+            report.held_for_review.append(f"{message.location}: {entry.reason}")
+            return
+        reason = f"{reason}; {why}"
+    _store_attachments(tx, parsed)
+    words = (parsed.reply_text or parsed.text).strip()
+    sender = parsed.from_address or "unknown sender"
+    attachments = f" [{len(parsed.attachments)} attachment(s)]" if parsed.attachments else ""
+    case.attachments = [*case.attachments, *(a.info for a in parsed.attachments)]
+    case.log(
+        LogKind.EMAIL_IN,
+        f"reply from {sender}: {_clip(words)}{attachments}",
+        at=context.clock(),
+        actor=sender,
+        source_ref=parsed.message_id,
+    )
+    if context.on_reply is not None:
+        # The hook for reading feedback answers (1/2/3, 已解决 ...) from the reply.
+        context.on_reply(tx, case, parsed)
+    tx.save_case(case)
+    entry.decision = LedgerDecision.REPLY
+    entry.case_number = case.number
+    entry.reason = reason
+
+
+def _auto_reply(
+    tx: StoreTransaction,
+    message: RawMessage,
+    parsed: ParsedEmail,
+    verdict: Classification,
+    entry: LedgerEntry,
+    context: IntakeContext,
+    report: IntakeReport,
+) -> None:
+    entry.decision = LedgerDecision.AUTO_REPLY
+    entry.reason = verdict.reason
+    case = tx.find_case(verdict.case_number) if verdict.case_number else None
+    if case is not None and verdict.matched_by == "subject":
+        accepted, _why = accept_subject_reply(case, parsed.from_address)
+        case = case if accepted else None
+    if case is None:
+        return
+    # Recorded on the case; never answered, and it never changes the case's status.
+    case.log(
+        LogKind.AUTO_REPLY,
+        f"automatic reply from {parsed.from_address}: {_clip(parsed.subject)}",
+        at=context.clock(),
+        actor=parsed.from_address or "unknown sender",
+        source_ref=parsed.message_id,
+    )
+    tx.save_case(case)
+    entry.case_number = case.number
+
+
+def _bounce(
+    tx: StoreTransaction,
+    message: RawMessage,
+    parsed: ParsedEmail,
+    verdict: Classification,
+    entry: LedgerEntry,
+    context: IntakeContext,
+    report: IntakeReport,
+) -> None:
+    now = context.clock()
+    entry.decision = LedgerDecision.BOUNCE
+    failed = verdict.permanent_failures
+    entry.reason = verdict.reason + (f"; undeliverable: {', '.join(failed)}" if failed else "")
+    entry.detail = {
+        **(entry.detail or {}),
+        "permanent": verdict.permanent_failures,
+        "temporary": verdict.temporary_failures,
+    }
+    for address in failed:
+        tx.suppress_address(address, f"bounced ({message.location})", now=now)
+    case = tx.find_case(verdict.case_number) if verdict.case_number else None
+    if case is None:
+        for referenced in parsed.attached_message_ids:
+            number = tx.case_number_for_message_id(referenced)
+            case = tx.find_case(number) if number else None
+            if case is not None:
+                break
+    if case is None:
+        return
+    what = ", ".join(failed or verdict.temporary_failures) or "unknown recipient"
+    kind = "permanent" if failed else "temporary"
+    case.log(
+        LogKind.BOUNCE,
+        f"our mail could not be delivered to {what} ({kind} failure)",
+        at=now,
+        source_ref=parsed.message_id,
+    )
+    tx.save_case(case)
+    entry.case_number = case.number
+
+
+def _own_mail(
+    tx: StoreTransaction,
+    message: RawMessage,
+    parsed: ParsedEmail,
+    verdict: Classification,
+    entry: LedgerEntry,
+    context: IntakeContext,
+    report: IntakeReport,
+) -> None:
+    logger.info("%s: dropped our own mail (%s)", message.location, verdict.reason)
+    entry.decision = LedgerDecision.OWN_MAIL
+    entry.reason = verdict.reason
+
+
+Handler = Callable[
+    [
+        StoreTransaction,
+        RawMessage,
+        ParsedEmail,
+        Classification,
+        LedgerEntry,
+        IntakeContext,
+        IntakeReport,
+    ],
+    None,
+]
+
+#: What intake does with each kind of message (the kinds come from `mapping.classify`).
+_HANDLERS: dict[MessageKind, Handler] = {
+    MessageKind.NEW_REPORT: _new_report,
+    MessageKind.REPLY: _reply,
+    MessageKind.AUTO_REPLY: _auto_reply,
+    MessageKind.BOUNCE: _bounce,
+    MessageKind.OWN_MAIL: _own_mail,
+}
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _queue_confirmation(
@@ -187,20 +452,20 @@ def _quarantine(
     context: IntakeContext,
     report: IntakeReport,
     reason: str,
+    *,
+    replaces: int | None = None,
 ) -> None:
     """Keep the raw bytes and say why; `casedesk quarantine retry` replays it later."""
     digest = tx.put_blob(message.raw)
-    tx.record(
-        LedgerEntry(
-            source=SOURCE,
-            location=message.location,
-            identity=f"sha256:{sha256_hex(message.raw)}",
-            blob_sha256=digest,
-            decision=LedgerDecision.QUARANTINED,
-            reason=reason,
-            received_at=message.received_at,
-            recorded_at=context.clock(),
-        )
+    entry = LedgerEntry(
+        source=SOURCE,
+        location=message.location,
+        identity=f"sha256:{sha256_hex(message.raw)}",
+        blob_sha256=digest,
+        decision=LedgerDecision.QUARANTINED,
+        reason=reason,
+        received_at=message.received_at,
+        recorded_at=context.clock(),
     )
-    report.count(LedgerDecision.QUARANTINED)
+    _write(tx, entry, replaces, report)
     report.quarantined.append(f"{message.location}: {reason}")

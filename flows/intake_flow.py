@@ -1,7 +1,9 @@
 """Prefect flow: read new mail from every configured mailbox into cases.
 
-Top to bottom: for each mailbox, fetch batches after the stored cursor, ingest each batch (one
-task, one transaction), then mark the batch done in the mailbox, only after the commit.
+Top to bottom: for each mailbox, first finish marking what an earlier run committed but did not
+get to mark (a crash between the commit and the flag), then fetch batches after the stored
+cursor, ingest each batch (one task, one transaction), then mark the batch done in the mailbox,
+only after the commit.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from prefect.cache_policies import NONE
 
 from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore
-from flows.intake import IntakeContext, IntakeReport, ingest_batch
+from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
 from flows.runtime import build_mailbox, intake_context, open_store
 from flows.settings import load_settings
 
@@ -39,6 +41,12 @@ def mark_done(mailbox: Mailbox, batch: list[RawMessage]) -> None:
     mailbox.mark_done(batch)
 
 
+@task(cache_policy=NONE)
+def finish_marking(store: CaseStore, mailbox: Mailbox, cursor: MailboxCursor) -> int:
+    """Mark messages that were committed by an earlier run but never flagged or moved."""
+    return finish_pending_marks(store, mailbox, cursor)
+
+
 @flow(name="casedesk-intake", log_prints=False)
 def intake_flow(config: str | None = None) -> IntakeReport:
     """Read new mail from every configured mailbox and turn each report into a case."""
@@ -53,6 +61,7 @@ def intake_flow(config: str | None = None) -> IntakeReport:
                 mailbox = build_mailbox(settings, index, stack)
                 stored = store.watermark(cursor_name(mailbox))
                 cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
+                finish_marking(store, mailbox, cursor)
                 for batch in mailbox.fetch_new(cursor, settings.batch_size):
                     cursor = mailbox.cursor_after(batch)
                     watermark = (cursor_name(mailbox), cursor.model_dump_json())
