@@ -96,9 +96,8 @@ class _Handler:
         fault = self._owner._take_fault("DATA", server)
         if fault is not None:
             return fault
+        # original_content: the bytes as received (dot-unstuffed), whatever decode_data says.
         raw = envelope.original_content or b""
-        if isinstance(envelope.content, bytes) and not raw:
-            raw = envelope.content
         parsed = email.message_from_bytes(raw, policy=policy.default)
         assert isinstance(parsed, EmailMessage)  # policy.default always builds EmailMessage
         login = session.auth_data if isinstance(session.auth_data, str) else None
@@ -191,6 +190,7 @@ class SmtpTestServer:
     def _discard(controller: Controller) -> None:
         # A controller whose thread failed to bind never closes its loop; an unclosed loop
         # is a ResourceWarning at garbage collection, which the test settings make an error.
+        # aiosmtpd 1.4 has no public way to do this, hence its private _thread.
         if controller._thread is not None:
             controller._thread.join(timeout=5)
             controller._thread = None
@@ -258,6 +258,8 @@ class SmtpTestServer:
         auth_data: object,
     ) -> AuthResult:
         assert self.auth is not None
+        # aiosmtpd logs "Session.login_data is deprecated" on every successful AUTH: its own
+        # code sets that attribute; a log line only, not a Python warning.
         if isinstance(auth_data, LoginPassword):
             user, password = self.auth
             login = auth_data.login.decode("utf-8", "replace")
