@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_quarantine import mailbox_reconcile, quarantine_app
 from flows.cli_rules import rules_app
 from mapping.errors import CasedeskError
 
@@ -30,6 +31,8 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(config_app, name="config")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(rules_app, name="rules")
+app.add_typer(quarantine_app, name="quarantine")
+mailbox_app.command("reconcile")(mailbox_reconcile)
 
 ConfigOption = Annotated[
     Path | None,

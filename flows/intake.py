@@ -28,7 +28,7 @@ from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransa
 from mapping.case import Case, LogKind
 from mapping.classify import Classification, MessageKind, accept_subject_reply, classify
 from mapping.email_to_case import case_from_email
-from mapping.errors import MessageParseError
+from mapping.errors import CasedeskError, MessageParseError
 from mapping.outgoing_mail import SenderIdentity, compose
 from mapping.parsed_email import ParsedEmail, parse_email
 
@@ -38,6 +38,7 @@ __all__ = [
     "finish_pending_marks",
     "ingest_batch",
     "ingest_one_safely",
+    "retry_quarantined",
 ]
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,47 @@ def ingest_one_safely(
         logger.exception("quarantined %s", message.location)
         reason = f"{type(error).__name__}: {error}"
         _quarantine(tx, message, context, report, reason, replaces=replaces)
+
+
+def retry_quarantined(store: CaseStore, entry_id: int, context: IntakeContext) -> LedgerEntry:
+    """Replay one quarantined message from its stored raw bytes; returns its new ledger row.
+
+    The size limit is not applied: a person chose to replay this message. If it still fails
+    it stays quarantined, with the new reason.
+    """
+    with store.transaction() as tx:
+        entries = tx.ledger_entries(entry_id=entry_id)
+        if not entries:
+            raise CasedeskError(f"no ledger entry with id {entry_id}")
+        entry = entries[0]
+        if entry.decision != LedgerDecision.QUARANTINED:
+            raise CasedeskError(
+                f"ledger entry {entry_id} is not quarantined (it is {entry.decision.value})"
+            )
+        if entry.blob_sha256 is None:
+            raise CasedeskError(f"ledger entry {entry_id} kept no raw message to replay")
+        mailbox, folder, uidvalidity, uid = _split_location(entry.location)
+        message = RawMessage(
+            mailbox=mailbox,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            raw=tx.get_blob(entry.blob_sha256),
+            received_at=entry.received_at,
+        )
+        report = IntakeReport(fetched=1)
+        ingest_one_safely(tx, message, context, report, replaces=entry_id, size_limit=False)
+        return tx.ledger_entries(entry_id=entry_id)[0]
+
+
+def _split_location(location: str) -> tuple[str, str, int, str]:
+    mailbox, _, rest = location.partition("/")
+    folder_and_validity, _, uid = rest.rpartition("/")
+    folder, _, uidvalidity = folder_and_validity.rpartition("/")
+    try:
+        return mailbox, folder, int(uidvalidity), uid
+    except ValueError as error:
+        raise CasedeskError(f"cannot read the location {location!r}") from error
 
 
 def _ingest_one(
