@@ -20,7 +20,7 @@ from mapping.rules.model import Rule, RuleSet
 __all__ = ["DEFAULT_RULES_PATH", "load_rules", "parse_rules"]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.toml")
-_RULE_HEADER = re.compile(r"^\s*\[\[\s*rule\s*\]\]", re.MULTILINE)
+_RULE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 
 def load_rules(path: Path | None = None) -> RuleSet:

@@ -1,0 +1,384 @@
+"""The rules engine: table-driven over Chinese and English reports, precedence, conditions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapping.case import Priority, ProblemType, SourceKind
+from mapping.rules import ManualTriage, ReportFacts, RuleEngine, load_rules, parse_rules
+
+ZONE = ZoneInfo("Asia/Shanghai")
+# A Monday, 14:00 in Shanghai.
+MONDAY_2PM = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+
+
+def facts(subject: str = "", body: str = "", **more: object) -> ReportFacts:
+    return ReportFacts.model_validate(
+        {"subject": subject, "body": body, "received_at": MONDAY_2PM, **more}
+    )
+
+
+def engine(text: str) -> RuleEngine:
+    return RuleEngine(parse_rules(text, source="test.toml"), ZONE)
+
+
+@pytest.fixture(scope="module")
+def default_engine() -> RuleEngine:
+    return RuleEngine(load_rules(), ZONE)
+
+
+# The default rule set over sample reports --------------------------------------------------
+SAMPLES = [
+    # (subject, body, type, priority, tags)
+    (
+        "登录提示验证码失效",
+        "登录系统时提示'验证码失效'，重试3次仍无法进入，使用Chrome浏览器，系统版本V2.1",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        ["登录故障"],
+    ),
+    (
+        "生产环境宕机",
+        "今天上午生产环境宕机，所有用户都进不去",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        [],
+    ),
+    (
+        "报表没有入口",
+        "我没有权限，看不到报表的入口",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        ["权限配置"],
+    ),
+    (
+        "订单数据不一致",
+        "ERP 和 CRM 的订单数据不一致，同步延迟大概两小时",
+        ProblemType.DATA_ANOMALY,
+        Priority.P2,
+        ["数据同步"],
+    ),
+    ("请问如何导出报表", "怎么把月报导出成 Excel？", ProblemType.HOW_TO, Priority.P2, []),
+    ("功能建议", "建议增加批量导入功能，希望能支持 CSV", ProblemType.IMPROVEMENT, Priority.P2, []),
+    (
+        "Cannot log in",
+        "Login fails with error 'captcha expired' after 3 tries.",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        ["登录故障"],
+    ),
+    (
+        "Production outage",
+        "The order service is down for all users since 9:00.",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        [],
+    ),
+    (
+        "Access denied on reports",
+        "I get access denied.",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        ["权限配置"],
+    ),
+    ("How to export?", "How do I export the monthly report?", ProblemType.HOW_TO, Priority.P2, []),
+    (
+        "Feature request",
+        "It would be nice to filter by region.",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        [],
+    ),
+    ("URGENT: question", "How can I change my signature?", ProblemType.HOW_TO, Priority.P1, []),
+    ("你好", "麻烦看一下附件", ProblemType.UNTRIAGED, Priority.P2, []),
+    ("Hello", "See attached.", ProblemType.UNTRIAGED, Priority.P2, []),
+]
+
+
+@pytest.mark.parametrize(("subject", "body", "problem_type", "priority", "tags"), SAMPLES)
+def test_default_rules_over_sample_reports(
+    default_engine: RuleEngine,
+    subject: str,
+    body: str,
+    problem_type: ProblemType,
+    priority: Priority,
+    tags: list[str],
+) -> None:
+    outcome = default_engine.evaluate(facts(subject, body))
+    assert (outcome.problem_type, outcome.priority, outcome.tags) == (problem_type, priority, tags)
+    assert outcome.needs_triage is (problem_type is ProblemType.UNTRIAGED)
+
+
+def test_every_decision_names_its_rule_and_what_matched(default_engine: RuleEngine) -> None:
+    outcome = default_engine.evaluate(facts("生产环境宕机", "核心业务全部中断"))
+    texts = [decision.text for decision in outcome.decisions]
+    assert "P0 by rule outage-keywords: matched '宕机' and '核心业务'" in texts
+    assert (
+        "type 系统故障 (system_fault) by rule outage-keywords: matched '宕机' and '核心业务'"
+        in (texts)
+    )
+    assert "due 2024-05-20 18:00 CST (P0: 4h)" in texts
+
+
+def test_an_unmatched_report_gets_the_defaults_and_goes_to_triage(
+    default_engine: RuleEngine,
+) -> None:
+    outcome = default_engine.evaluate(facts("Hello", "Nothing to see."))
+    assert outcome.matches == []
+    assert [d.text for d in outcome.decisions] == [
+        "type 待分类 (untriaged) (no rule decided it); sent to triage for the lead to judge",
+        "P2 (no rule decided it)",
+        "due 2024-05-23 14:00 CST (P2: 3d)",
+    ]
+    assert outcome.needs_triage
+
+
+# Keywords: CJK as substring, Latin at word boundaries ---------------------------------------
+KEYWORD_RULES = """
+[[rule]]
+id = "k"
+when.keywords = ["log", "宕机", "CRM系统", "access denied"]
+then.tags = ["hit"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [
+        ("see the log file", True),
+        ("LOG attached", True),
+        ("cannot login", False),  # 'log' is not a word of 'login'
+        ("catalog", False),
+        ("服务器宕机了", True),  # Chinese: a substring, no word boundaries
+        ("登录CRM系统失败", True),
+        ("打开crm系统", True),
+        ("xcrm系统", False),
+        ("ACCESS   denied!", True),  # case and white space do not matter
+        ("access-denied", False),
+    ],
+)
+def test_keyword_matching(text: str, hit: bool) -> None:
+    outcome = engine(KEYWORD_RULES).evaluate(facts(body=text))
+    assert (outcome.tags == ["hit"]) is hit
+
+
+# Precedence -------------------------------------------------------------------------------
+PRECEDENCE = """
+[[rule]]
+id = "first"
+when.keywords = ["error"]
+then.priority = "P1"
+then.problem_type = "system_fault"
+then.tags = ["a"]
+
+[[rule]]
+id = "second"
+when.keywords = ["error"]
+then.priority = "P2"
+then.tags = ["a", "b"]
+then.related_system = "CRM"
+
+[[rule]]
+id = "third"
+when.keywords = ["database"]
+then.priority = "P0"
+override = true
+
+[[rule]]
+id = "vip"
+when.sender = ["@vip.example.com"]
+then.raise_priority = true
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "sender", "priority", "decided_by"),
+    [
+        ("an error", None, Priority.P1, "first"),  # the first matching rule wins
+        ("a database error", None, Priority.P0, "third"),  # unless a later one overrides
+        ("an error", "boss@vip.example.com", Priority.P0, "vip"),  # raised from P1
+        ("an error", "boss@sub.vip.example.com", Priority.P0, "vip"),
+        ("an error", "boss@notvip.example.com", Priority.P1, "first"),
+        ("nothing", "boss@vip.example.com", Priority.P1, "vip"),  # raised from the default P2
+    ],
+)
+def test_precedence(body: str, sender: str | None, priority: Priority, decided_by: str) -> None:
+    outcome = engine(PRECEDENCE).evaluate(facts(body=body, sender=sender))
+    assert outcome.priority == priority
+    last = [d for d in outcome.decisions if d.attribute == "priority"][-1]
+    assert last.rule_id == decided_by
+
+
+def test_tags_add_up_and_single_values_come_from_the_first_rule() -> None:
+    outcome = engine(PRECEDENCE).evaluate(facts(body="a database error"))
+    assert outcome.tags == ["a", "b"]
+    assert outcome.related_system == "CRM"
+    assert outcome.problem_type is ProblemType.SYSTEM_FAULT
+    texts = [d.text for d in outcome.decisions]
+    assert "P0 by rule third: matched 'database' (overrides rule first)" in texts
+
+
+# Other conditions -------------------------------------------------------------------------
+CONDITIONS = """
+[[rule]]
+id = "jira-billing"
+when.source = "jira"
+when.jira_project = ["BILL"]
+when.jira_component = ["Invoices"]
+then.related_system = "billing"
+
+[[rule]]
+id = "jira-label"
+when.jira_label = ["outage"]
+when.jira_priority = ["Highest"]
+then.priority = "P0"
+
+[[rule]]
+id = "logs"
+when.attachment_types = [".log", "image/*"]
+then.tags = ["evidence"]
+
+[[rule]]
+id = "night"
+when.hours = ["22-7"]
+then.tags = ["night"]
+
+[[rule]]
+id = "weekend"
+when.weekdays = ["sat", "sun"]
+then.tags = ["weekend"]
+
+[[rule]]
+id = "vip-mailbox"
+when.mailbox = "vip"
+when.not_keywords = ["test"]
+then.tags = ["vip"]
+
+[[rule]]
+id = "error-code"
+when.regex = ['ERR-\\d{4}']
+when.subject_regex = ['^\\[ticket\\]']
+then.tags = ["coded"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("more", "tags", "system"),
+    [
+        (
+            {"source": "jira", "jira_project": "BILL", "jira_components": ["invoices"]},
+            [],
+            "billing",
+        ),
+        ({"source": "email", "jira_project": "BILL", "jira_components": ["Invoices"]}, [], None),
+        ({"attachment_types": [".log", "text/plain"]}, ["evidence"], None),
+        ({"attachment_types": [".png", "image/png"]}, ["evidence"], None),
+        ({"attachment_types": [".pdf"]}, [], None),
+        ({"received_at": datetime(2024, 5, 20, 15, 30, tzinfo=UTC)}, ["night"], None),  # 23:30
+        ({"received_at": datetime(2024, 5, 25, 2, 0, tzinfo=UTC)}, ["weekend"], None),  # Sat 10:00
+        ({"mailbox": "vip"}, ["vip"], None),
+        ({"mailbox": "vip", "body": "just a test"}, [], None),
+        ({"subject": "[ticket] broken", "body": "code ERR-1234"}, ["coded"], None),
+        ({"subject": "broken", "body": "code ERR-1234"}, [], None),
+    ],
+)
+def test_conditions(more: dict[str, object], tags: list[str], system: str | None) -> None:
+    outcome = engine(CONDITIONS).evaluate(facts(**more))
+    assert (outcome.tags, outcome.related_system) == (tags, system)
+
+
+def test_jira_labels_and_priority() -> None:
+    outcome = engine(CONDITIONS).evaluate(
+        facts(source=SourceKind.JIRA, jira_labels=["Outage"], jira_priority="highest")
+    )
+    assert outcome.priority is Priority.P0
+    assert outcome.matches[0].because == "matched Jira label 'Outage' and Jira priority 'highest'"
+
+
+# A person's own triage in Jira ------------------------------------------------------------
+MANUAL = """
+[[rule]]
+id = "fault"
+when.keywords = ["error"]
+then.problem_type = "system_fault"
+then.priority = "P1"
+
+[[rule]]
+id = "security"
+when.keywords = ["leak"]
+then.priority = "P0"
+override_manual = true
+"""
+
+
+def test_a_case_triaged_by_a_person_keeps_that_triage() -> None:
+    manual = ManualTriage(priority=Priority.P2, problem_type=ProblemType.HOW_TO, owner="li")
+    outcome = engine(MANUAL).evaluate(facts(body="an error", manual=manual))
+    assert (outcome.problem_type, outcome.priority) == (ProblemType.HOW_TO, Priority.P2)
+    assert outcome.matches[0].note == "not applied: triaged by a person in Jira"
+    assert not outcome.needs_triage
+    assert outcome.manual_owner == "li"
+
+
+def test_a_rule_may_override_a_person_when_it_says_so() -> None:
+    manual = ManualTriage(priority=Priority.P2, problem_type=ProblemType.HOW_TO)
+    outcome = engine(MANUAL).evaluate(facts(body="a data leak error", manual=manual))
+    assert (outcome.problem_type, outcome.priority) == (ProblemType.HOW_TO, Priority.P0)
+    assert outcome.matched_rules == ["security"]
+
+
+# Due times --------------------------------------------------------------------------------
+def test_a_rule_may_set_its_own_due_time() -> None:
+    rules = '[[rule]]\nid = "quick"\nwhen.keywords = ["now"]\nthen.due_in = "2h"\n'
+    outcome = engine(rules).evaluate(facts(body="now"))
+    assert outcome.due_at == MONDAY_2PM + timedelta(hours=2)
+    assert "due 2024-05-20 16:00 CST (2h) by rule quick: matched 'now'" in [
+        d.text for d in outcome.decisions
+    ]
+
+
+# Any message gets exactly one type, one priority and a due time ---------------------------
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(max_size=80),
+    body=st.text(max_size=400),
+    sender=st.one_of(st.none(), st.emails()),
+    hour=st.integers(min_value=0, max_value=24 * 14),
+)
+def test_any_message_gets_one_type_one_priority_and_a_due_time(
+    subject: str, body: str, sender: str | None, hour: int
+) -> None:
+    received = MONDAY_2PM + timedelta(hours=hour)
+    outcome = ENGINE.evaluate(facts(subject, body, sender=sender, received_at=received))
+    assert isinstance(outcome.problem_type, ProblemType)
+    assert isinstance(outcome.priority, Priority)
+    assert outcome.due_at > received
+    assert len([d for d in outcome.decisions if d.attribute == "problem_type"]) == 1
+    assert len([d for d in outcome.decisions if d.attribute == "due"]) == 1
+    assert outcome.needs_triage is (outcome.problem_type is ProblemType.UNTRIAGED)
+
+
+ENGINE = RuleEngine(load_rules(), ZONE)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(
+            ["宕机", "登录", "报错", "权限", "如何", "建议增加", "error", "how to", "紧急"]
+        )
+        | st.text(max_size=6),
+        max_size=12,
+    )
+)
+def test_keyword_soup_still_gives_one_of_each(words: list[str]) -> None:
+    text = "".join(words)
+    outcome = ENGINE.evaluate(facts(text[:20], text))
+    assert outcome.priority in set(Priority)
+    assert outcome.problem_type in set(ProblemType)
+    assert outcome.due_at is not None

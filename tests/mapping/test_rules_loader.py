@@ -1,0 +1,146 @@
+"""Loading rules files: a bad one is refused with its file, line, rule id and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mapping.errors import RulesError
+from mapping.rules import DEFAULT_RULES_PATH, load_rules, parse_rules
+from mapping.rules.model import Strategy
+
+
+def test_the_shipped_rule_set_loads() -> None:
+    rules = load_rules()
+    assert len(rules.rules) >= 10
+    assert load_rules(DEFAULT_RULES_PATH) == rules
+
+
+def test_a_full_file_loads(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        """
+[due]
+P0 = "2h"
+P1 = "1d 4h"
+[due.business_hours]
+start = "09:00"
+end = "18:00"
+holidays = ["2024-10-01"]
+
+[groups]
+l1 = ["a@example.com", "b@example.com"]
+
+[[rule]]
+id = "assign"
+when.keywords = "故障"
+then.owner = { group = "l1", strategy = "round_robin" }
+then.collaborators = ["ops@example.com", { group = "l1", strategy = "fewest_open" }]
+then.problem_type = "系统故障"
+""",
+        encoding="utf-8",
+    )
+    rules = load_rules(path)
+    rule = rules.rules[0]
+    assert rule.when.keywords == ["故障"]
+    assert rule.then.owner is not None and rule.then.owner.strategy is Strategy.ROUND_ROBIN
+    assert [c.person or c.group for c in rule.then.collaborators] == ["ops@example.com", "l1"]
+    assert rule.then.problem_type == "system_fault"
+    assert rules.due.P1.total_seconds() == 28 * 3600
+
+
+BAD_FILES = [
+    (
+        '[[rule]]\nid = "a"\nthen.priority = "P3"\n',
+        "rules.toml:1 rule 'a': then.priority: Input should be 'P0', 'P1' or 'P2'",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.priority = "P1"\n\n[[rule]]\nid = "b"\nwhen.regex = ["("]\n'
+        'then.priority = "P1"\n',
+        "rules.toml:5 rule 'b': when.regex: regular expression '(' does not compile: "
+        "missing ), unterminated subpattern at position 0",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.keywords = ["x"]\n',
+        "rules.toml:1 rule 'a': then: Field required",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.keywords = ["x"]\nthen.tags = []\n',
+        "rules.toml:1 rule 'a': the rule decides nothing: give [rule.then] at least one action",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.keyword = ["x"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.keyword: Extra inputs are not permitted",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.tags = ["t"]\n[[rule]]\nid = "a"\nthen.tags = ["u"]\n',
+        "rules.toml:4 rule 'a': the id is used twice (first by rule #1); ids must be unique "
+        "because every log entry names its rule",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = { group = "l2", strategy = "round_robin" }\n',
+        "rules.toml:1 rule 'a': group 'l2' is not defined under [groups] (defined: none)",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = { group = "l1" }\n',
+        "rules.toml:1 rule 'a': then.owner: a group needs strategy 'round_robin' or 'fewest_open'",
+    ),
+    (
+        '[[rule]]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule '#1': id: Field required",
+    ),
+    (
+        '[[rule]]\nid = "Bad Id"\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'Bad Id': id: rule id 'Bad Id' must be lower-case letters, digits, "
+        "'-', '_' or '.'",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.keywords = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.keywords: an empty keyword would match everything; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = ["25-3"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.hours.start: Input should be less than or equal to 23",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.attachment_types = ["log"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.attachment_types: attachment type 'log' must be an "
+        "extension ('.log') or a MIME type ('image/png', 'image/*')",
+    ),
+    (
+        '[due]\nP1 = "one day"\n',
+        "rules.toml: due.P1: duration 'one day' is not like '4h', '1d', '3d' or '1d 4h'",
+    ),
+    (
+        '[due.business_hours]\nstart = "18:00"\nend = "09:00"\n',
+        "rules.toml: due.business_hours: business hours end (09:00:00) must be after start "
+        "(18:00:00)",
+    ),
+    (
+        "[groups]\nl1 = []\n",
+        "rules.toml: groups: group 'l1' has no members",
+    ),
+    (
+        "version = 2\n",
+        "rules.toml: version: Input should be 1",
+    ),
+    (
+        '[[rule]\nid = "a"\n',
+        "rules.toml: not valid TOML: Expected ']]' at the end of an array declaration "
+        "(at line 1, column 7)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES)
+def test_a_bad_file_is_refused_with_the_exact_reason(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    assert str(caught.value) == message
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(RulesError) as caught:
+        load_rules(tmp_path / "nope.toml")
+    assert str(caught.value) == f"{tmp_path / 'nope.toml'}: the rules file does not exist"
