@@ -2,34 +2,113 @@
 
 Composing is pure: the same case, kind and round always give the same key and Message-ID, so a
 re-run queues nothing new and a resent message is folded by mail clients.
+
+Templates live in `templates/email/<lang>/<kind>.txt.j2` (the subject block and the plain-text
+part) and `<kind>.html.j2` (the HTML part); a new language is a new folder of files. Mail to the
+team (assignment, escalation, digests) only ever sees the submitter masked (`张*`), because the
+case is masked before any template sees it.
+
+Every value that reaches a header is made safe here: CR, LF and other control characters in
+subjects and names become spaces, addresses are validated (InvalidAddress), and references from
+a user's mail that are not Message-IDs are dropped. Header injection has no way in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from mapping.case import Case
+from mapping.case import Case, LogEntry, LogKind, Person
 from mapping.errors import CasedeskError
 from templates import TEMPLATES_DIR
 
 __all__ = [
+    "DIGEST_KINDS",
+    "EMAIL_TEMPLATES_DIR",
+    "TEAM_KINDS",
+    "USER_KINDS",
+    "ComposeError",
+    "InvalidAddress",
+    "MailTemplates",
     "OurMessageRef",
     "OutboxMessage",
+    "RenderedMail",
     "SenderIdentity",
+    "case_mail_key",
     "case_token",
     "compose",
+    "compose_digest",
+    "digest_key",
+    "is_role_address",
     "message_id_for",
     "parse_message_id",
+    "validate_address",
 ]
+
+logger = logging.getLogger(__name__)
+
+EMAIL_TEMPLATES_DIR = TEMPLATES_DIR / "email"
+
+#: Mail to the person who reported, about their case (seed steps 1, 3, 5).
+USER_KINDS = frozenset(
+    {"confirmation", "progress", "feedback_request", "feedback_reminder", "closed_without_answer"}
+)
+#: Mail to the team about one case (steps 2 and 4): the submitter is masked.
+TEAM_KINDS = frozenset({"assignment", "escalation"})
+#: Mail to the team over several cases (steps 4 and 6): masked, `compose_digest`.
+DIGEST_KINDS = frozenset({"lead_digest", "team_digest"})
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+_PERIOD = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+# Dot-atom local part and a dotted host name: what every relay accepts without quoting.
+# Quoted local parts and non-ASCII (SMTPUTF8) addresses are refused on purpose: we write to work
+# addresses, and a strict rule leaves no room for smuggling header syntax into an address.
+_ADDRESS = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+# Addresses that answer automatically or never read: writing to them can only start a loop.
+_ROLE_LOCAL_PART = re.compile(
+    r"^(?:mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(?:[+-].*)?$",
+    re.IGNORECASE,
+)
+_MESSAGE_ID = re.compile(r"^[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\\,;:@\"]+$")
+# Control characters (CR and LF above all), and the Unicode line and paragraph separators.
+_HEADER_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MAX_SUBJECT = 200
+_MAX_REFERENCES = 20
+# 7bit: every part is quoted-printable or base64, so no relay needs 8BITMIME or SMTPUTF8.
+_WIRE_POLICY = policy.SMTP.clone(cte_type="7bit")
+
+
+class ComposeError(CasedeskError):
+    """A mail cannot be composed (no template, a case without a number, a bad value)."""
+
+
+class InvalidAddress(ComposeError):
+    """An address we were asked to write to (or from) is not a plain, valid address."""
+
+    def __init__(self, address: str, *, role: str = "recipient") -> None:
+        self.address = address
+        super().__init__(
+            f"invalid {role} address {address!r}: expected a plain address like "
+            "name@example.com (no display name, no line breaks, ASCII only)"
+        )
 
 
 class OutboxMessage(BaseModel):
@@ -54,6 +133,20 @@ class SenderIdentity(BaseModel):
     message_id_domain: str
     signing_secret: SecretStr
     timezone: str = "Asia/Shanghai"
+    default_language: str = Field(
+        default="zh", description="Used when the case's language has no template folder."
+    )
+
+
+class RenderedMail(BaseModel):
+    """One mail rendered in one language: subject, plain text and HTML."""
+
+    model_config = ConfigDict(frozen=True)
+
+    language: str
+    subject: str
+    text: str
+    html: str
 
 
 def case_token(case_number: str) -> str:
@@ -134,17 +227,174 @@ def digest_key(kind: str, period: str) -> str:
     return f"digest/{kind}/{period}"
 
 
-def _environment(zone: ZoneInfo) -> Environment:
+# Addresses and header values --------------------------------------------------------------
+def validate_address(address: str, *, role: str = "recipient") -> str:
+    """The address itself, stripped; InvalidAddress when it is not a plain, valid address."""
+    candidate = address.strip() if isinstance(address, str) else ""
+    if len(candidate) > 254 or not _ADDRESS.match(candidate):
+        raise InvalidAddress(str(address), role=role)
+    return candidate
+
+
+def is_role_address(address: str) -> bool:
+    """mailer-daemon, postmaster, noreply and the like: never written to (loops, bounces)."""
+    local = address.strip().rpartition("@")[0]
+    return bool(_ROLE_LOCAL_PART.match(local))
+
+
+def header_text(value: str, *, limit: int | None = None) -> str:
+    """A value that can go into a header: control characters become one space."""
+    text = _HEADER_BREAKERS.sub(" ", value).strip()
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _clean_references(thread: Sequence[str] | None) -> list[str]:
+    """The user's Message-IDs, without brackets; anything else (injection, junk) is dropped."""
+    cleaned: list[str] = []
+    for reference in thread or ():
+        candidate = reference.strip().removeprefix("<").removesuffix(">").strip()
+        if _MESSAGE_ID.match(candidate) and len(candidate) <= 250:
+            if candidate not in cleaned:
+                cleaned.append(candidate)
+        else:
+            logger.debug("dropped a reference that is not a Message-ID: %r", reference[:80])
+    # Keep the first (the thread's root) and the most recent: what clients need to thread.
+    if len(cleaned) > _MAX_REFERENCES:
+        cleaned = [cleaned[0], *cleaned[-(_MAX_REFERENCES - 1) :]]
+    return cleaned
+
+
+# Templates ------------------------------------------------------------------------------------
+_PROGRESS_KINDS = frozenset(
+    {
+        LogKind.FINDING,
+        LogKind.PLAN,
+        LogKind.PROGRESS,
+        LogKind.COMMENT,
+        LogKind.ESCALATION,
+        LogKind.ASSIGNMENT,
+        LogKind.STATUS,
+        LogKind.FEEDBACK,
+    }
+)
+
+
+def _recent(case: Case, count: int = 3) -> list[LogEntry]:
+    """The last entries of the process log that say how the work goes (not mail traffic)."""
+    return [entry for entry in case.process_log if entry.kind in _PROGRESS_KINDS][-count:]
+
+
+def _excerpt(text: str | None, limit: int = 800) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[:limit].rstrip() + " …"
+
+
+@lru_cache(maxsize=16)
+def _environment(root: Path, timezone: str) -> Environment:
+    zone = ZoneInfo(timezone)
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
+        loader=FileSystemLoader(root),
         undefined=StrictUndefined,
+        # HTML parts escape every value; the plain-text parts must not (they'd show &amp;).
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
     )
-    environment.globals["local"] = lambda value: value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    environment.globals.update(
+        local=lambda value: value.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        excerpt=_excerpt,
+        recent=_recent,
+    )
     return environment
 
 
+class MailTemplates:
+    """The email templates under one folder: `<lang>/<kind>.txt.j2` and `<kind>.html.j2`."""
+
+    def __init__(self, root: Path = EMAIL_TEMPLATES_DIR, *, timezone: str = "Asia/Shanghai"):
+        self.root = root
+        self._environment = _environment(root, timezone)
+
+    def languages(self) -> list[str]:
+        """Every language folder (names starting with `_` or `.` are not languages)."""
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and not entry.name.startswith(("_", "."))
+        )
+
+    def language_for(self, wanted: str | None, default: str) -> str:
+        """The wanted language when it has a folder, else the default; ComposeError if neither."""
+        available = self.languages()
+        for language in (wanted, default):
+            if language and language in available:
+                return language
+        raise ComposeError(
+            f"no template folder for language {wanted!r} nor for the default {default!r} "
+            f"under {self.root} (found: {', '.join(available) or 'none'})"
+        )
+
+    def render(self, kind: str, language: str, context: Mapping[str, Any]) -> RenderedMail:
+        """Subject (the text template's `subject` block), plain text and HTML of one mail."""
+        if not _KIND.match(kind):
+            raise ComposeError(f"{kind!r} is not a mail kind (lower case letters and _)")
+        values = {**context, "lang": language, "kind": kind}
+        try:
+            text_template = self._environment.get_template(f"{language}/{kind}.txt.j2")
+            html_template = self._environment.get_template(f"{language}/{kind}.html.j2")
+            if "subject" not in text_template.blocks:
+                raise ComposeError(
+                    f"{self.root}/{language}/{kind}.txt.j2 has no {{% block subject %}}"
+                )
+            subject_block = text_template.blocks["subject"]
+            subject = "".join(subject_block(text_template.new_context(values)))
+            subject = header_text(subject, limit=_MAX_SUBJECT)
+            text = text_template.render(values)
+            html = html_template.render({**values, "subject": subject})
+        except TemplateNotFound as error:
+            raise ComposeError(
+                f"no template {error.name!r} for {kind!r} in language {language!r} "
+                f"(templates are looked up under {self.root})"
+            ) from error
+        except TemplateError as error:
+            raise ComposeError(
+                f"template for {kind!r} in {language!r} failed to render: {error}"
+            ) from error
+        return RenderedMail(
+            language=language, subject=subject, text=_tidy_text(text), html=html.strip() + "\n"
+        )
+
+
+def _tidy_text(text: str) -> str:
+    """At most one blank line in a row, no trailing spaces: templates need not be exact."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    tidy: list[str] = []
+    for line in lines:
+        if line or (tidy and tidy[-1]):
+            tidy.append(line)
+    return "\n".join(tidy) + "\n"
+
+
+def _default_templates(identity: SenderIdentity) -> MailTemplates:
+    return MailTemplates(EMAIL_TEMPLATES_DIR, timezone=identity.timezone)
+
+
+def _masked_case(case: Case) -> Case:
+    """The case as the team may see it: the submitter masked as the seed asks (`张* (销售部)`)."""
+    person = case.submitter
+    masked = Person(
+        name=person.masked_name,
+        department=person.department,
+        email=person.masked_email,
+        phone=None,
+    )
+    return case.model_copy(update={"submitter": masked})
+
+
+# Composing ------------------------------------------------------------------------------------
 def compose(
     kind: str,
     case: Case,
@@ -154,41 +404,152 @@ def compose(
     now: datetime,
     round_number: int = 1,
     thread: list[str] | None = None,
+    note: str | None = None,
+    deadline: datetime | None = None,
+    language: str | None = None,
+    templates: MailTemplates | None = None,
 ) -> OutboxMessage:
-    """Render one kind of mail about one case into a ready-to-send message."""
+    """Render one kind of mail about one case into a ready-to-send message.
+
+    `note` is free text for the kind (the plan for progress, what is asked for assignment, the
+    reason for escalation); `deadline` is when an unanswered feedback request closes the case.
+    """
     if case.number is None:
-        raise CasedeskError(f"cannot write {kind} mail about a case that has no number yet")
-    language = case.language.value
-    try:
-        template = _environment(ZoneInfo(identity.timezone)).get_template(
-            f"email/{language}/{kind}.txt.j2"
-        )
-    except TemplateNotFound as error:
-        raise CasedeskError(
-            f"no template for {kind!r} in language {language!r} "
-            f"(expected {TEMPLATES_DIR}/email/{language}/{kind}.txt.j2)"
-        ) from error
-    text = template.render(case=case)
+        raise ComposeError(f"cannot write {kind} mail about a case that has no number yet")
+    if round_number < 1:
+        raise ComposeError(f"round_number starts at 1, got {round_number}")
+    templates = templates or _default_templates(identity)
+    chosen = templates.language_for(language or case.language.value, identity.default_language)
+    to_user = kind in USER_KINDS
+    shown = case if to_user else _masked_case(case)
+    plan = note or next(
+        (entry.text for entry in reversed(case.process_log) if entry.kind is LogKind.PLAN),
+        case.initial_analysis or "",
+    )
+    token = case_token(case.number)
+    rendered = templates.render(
+        kind,
+        chosen,
+        {
+            "case": shown,
+            "token": token,
+            "now": now,
+            "round_number": round_number,
+            "note": note,
+            "deadline": deadline,
+            "plan": plan,
+        },
+    )
     key = case_mail_key(case.number, kind, round_number)
-    message_id = message_id_for(key, identity)
-    subject = f"{case_token(case.number)} {case.subject}".strip()
-    message = EmailMessage()
-    message["From"] = formataddr((identity.from_name, identity.from_address))
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = f"<{message_id}>"
-    if thread:
-        message["In-Reply-To"] = f"<{thread[-1]}>"
-        message["References"] = " ".join(f"<{ref}>" for ref in thread)
-    message["Auto-Submitted"] = "auto-replied"
-    message["X-Auto-Response-Suppress"] = "All"
-    message.set_content(text)
-    return OutboxMessage(
+    return _assemble(
         key=key,
         case_number=case.number,
         kind=kind,
+        subject=f"{token} {rendered.subject}",
+        rendered=rendered,
         recipients=recipients,
+        identity=identity,
+        now=now,
+        thread=thread,
+        auto_submitted="auto-replied" if to_user else "auto-generated",
+    )
+
+
+def compose_digest(
+    kind: str,
+    cases: Sequence[Case],
+    *,
+    recipients: list[str],
+    identity: SenderIdentity,
+    now: datetime,
+    period: str,
+    note: str | None = None,
+    language: str | None = None,
+    templates: MailTemplates | None = None,
+) -> OutboxMessage:
+    """Render a digest over several cases (lead's P0/P1 progress, team case sharing).
+
+    `period` names what the digest covers (e.g. `20240520T08`, `2024-W21`); with the kind it is
+    the outbox key, so each period's digest is queued once.
+    """
+    if not _PERIOD.match(period):
+        raise ComposeError(f"digest period {period!r} must be 1-40 letters, digits or '-'")
+    templates = templates or _default_templates(identity)
+    chosen = templates.language_for(language, identity.default_language)
+    shown = [_masked_case(case) for case in cases]
+    overdue = {
+        case.number
+        for case in cases
+        if case.due_at is not None and case.due_at < now and case.status.is_open
+    }
+    rendered = templates.render(
+        kind,
+        chosen,
+        {
+            "cases": shown,
+            "overdue": overdue,
+            "token": None,
+            "now": now,
+            "period": period,
+            "note": note,
+        },
+    )
+    return _assemble(
+        key=digest_key(kind, period),
+        case_number=None,
+        kind=kind,
+        subject=rendered.subject,
+        rendered=rendered,
+        recipients=recipients,
+        identity=identity,
+        now=now,
+        thread=None,
+        auto_submitted="auto-generated",
+    )
+
+
+def _assemble(
+    *,
+    key: str,
+    case_number: str | None,
+    kind: str,
+    subject: str,
+    rendered: RenderedMail,
+    recipients: Sequence[str],
+    identity: SenderIdentity,
+    now: datetime,
+    thread: Sequence[str] | None,
+    auto_submitted: str,
+) -> OutboxMessage:
+    """Headers and both parts into one MIME message; every header value is made safe first."""
+    if not recipients:
+        raise ComposeError(f"{kind} mail ({key}) has no recipient")
+    addresses = [validate_address(address) for address in recipients]
+    sender = validate_address(identity.from_address, role="sender")
+    subject = header_text(subject, limit=_MAX_SUBJECT + 30)
+    message_id = message_id_for(key, identity)
+    message = EmailMessage(policy=_WIRE_POLICY)
+    message["From"] = Address(display_name=header_text(identity.from_name), addr_spec=sender)
+    message["To"] = [Address(addr_spec=address) for address in addresses]
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now.astimezone(ZoneInfo(identity.timezone)))
+    message["Message-ID"] = f"<{message_id}>"
+    references = _clean_references(thread)
+    if references:
+        message["In-Reply-To"] = f"<{references[-1]}>"
+        message["References"] = " ".join(f"<{ref}>" for ref in references)
+    # RFC 3834 and Exchange's own header: auto-responders must not answer us (no loops).
+    message["Auto-Submitted"] = auto_submitted
+    message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(rendered.text, subtype="plain", charset="utf-8")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # After add_alternative: it moves every Content-* header down into the first part.
+    message["Content-Language"] = rendered.language
+    return OutboxMessage(
+        key=key,
+        case_number=case_number,
+        kind=kind,
+        recipients=addresses,
         subject=subject,
         message_id=message_id,
         content=message.as_bytes(),
