@@ -407,7 +407,16 @@ class JiraClient:
             )
             if not response.content:
                 return None
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                # e.g. an HTML login or proxy page answered 200: not "unreachable", not JSON.
+                raise JiraError(
+                    f"Jira at {self.connection.url} answered {method} {path} with "
+                    f"{response.headers.get('Content-Type', 'no content type')}, not JSON",
+                    url=self.connection.url,
+                    key=key,
+                ) from None
 
         return self._call(f"{method} {path}", send, key=key)
 

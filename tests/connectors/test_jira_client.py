@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -22,6 +23,8 @@ from connectors.jira_client import (
     JiraAuthError,
     JiraClient,
     JiraConnection,
+    JiraConnectionError,
+    JiraError,
     JiraGoneError,
     JiraIssue,
     JiraRateLimitError,
@@ -514,6 +517,27 @@ def test_401_is_a_clear_auth_error_without_retries_or_secrets(
     assert TOKEN not in message and TOKEN not in caplog.text
     assert caught.value.url == BASE
     assert sleeper.waits == [] and client.request_count == 1
+
+
+def test_html_instead_of_json_is_named(flavor: Flavor, mock: JiraMock, client: JiraClient) -> None:
+    mock.rsps.add(
+        "GET",
+        f"{BASE}{mock.api}/myself",
+        body="<html>Log in</html>",
+        status=200,
+        content_type="text/html",
+    )
+    with pytest.raises(JiraError, match="text/html, not JSON"):
+        client.myself()
+
+
+def test_unreachable_jira_is_a_connection_error(flavor: Flavor, client: JiraClient) -> None:
+    # responses refuses any URL nobody registered, as a closed port would.
+    with (
+        responses.RequestsMock(),
+        pytest.raises(JiraConnectionError, match=re.escape(f"cannot reach Jira at {BASE}")),
+    ):
+        client.myself()
 
 
 # -- comments ---------------------------------------------------------------------------------

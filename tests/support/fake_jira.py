@@ -368,7 +368,11 @@ class FakeJira:
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"fake-jira-{self.flavor}", daemon=True
+            # A short poll interval: shutdown() waits up to one interval, for every test.
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"fake-jira-{self.flavor}",
+            daemon=True,
         )
         self._thread.start()
         log.debug("fake Jira (%s) serving at %s", self.flavor, self.url)
