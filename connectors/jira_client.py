@@ -270,11 +270,6 @@ def text_to_adf(text: str) -> dict[str, Any]:
     return {"type": "doc", "version": 1, "content": paragraphs}
 
 
-_ADF_BLOCKS = frozenset(
-    {"doc", "paragraph", "heading", "blockquote", "codeBlock", "panel", "rule", "mediaGroup"}
-)
-
-
 def adf_to_text(node: Any) -> str:
     """What a person reads in an Atlassian Document, as plain text (formatting dropped)."""
     if isinstance(node, str):
@@ -298,10 +293,9 @@ def adf_to_text(node: Any) -> str:
         return "\n".join(c for c in children if c)
     if kind in ("table", "tableRow"):
         return ("\n" if kind == "table" else " | ").join(children)
-    if kind in _ADF_BLOCKS or kind in ("tableCell", "tableHeader"):
-        separator = "\n\n" if kind in ("doc", "blockquote", "panel") else ""
-        return separator.join(c for c in children if c or not separator)
-    return "".join(children)
+    if kind in ("doc", "blockquote", "panel"):
+        return "\n\n".join(c for c in children if c)  # block containers: one blank line apart
+    return "".join(children)  # paragraph, heading, codeBlock, table cells, marks
 
 
 # -- the client -------------------------------------------------------------------------------
