@@ -117,6 +117,7 @@ _DAEMON_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdae
 _BOUNCE_SUBJECT = re.compile(
     r"(?:undeliver|delivery status notification|returned mail|failure notice|"
     r"mail delivery (?:failed|failure|subsystem)|delivery (?:failure|has failed)|"
+    r"delivery status|could not be delivered|returned mail|non-?delivery|"
     r"could not be delivered|nondeliver|non-deliver|系统退信|退信|投递失败|邮件投递失败|无法投递)",
     re.IGNORECASE,
 )
@@ -197,18 +198,13 @@ def classify(parsed: ParsedEmail, raw: bytes, identity: SenderIdentity) -> Class
     # Bounces first: a bounce of our own mail quotes our headers and must not look like ours.
     reason = bounce_reason(parsed)
     if reason is not None:
+        return _bounce(parsed, identity, reason, raw)
+    if _BOUNCE_SUBJECT.search(parsed.subject):
+        # A failure subject alone is weak evidence (a user may write "退信" too): it is a
+        # bounce only when the bounce detectors also find the recipients that failed.
         permanent, temporary = bounce_failures(raw, parsed)
-        ref = _our_case_reference(
-            [*parsed.attached_message_ids, *parsed.in_reply_to, *parsed.references], identity
-        )
-        return Classification(
-            kind=MessageKind.BOUNCE,
-            reason=reason,
-            case_number=ref[0] if ref else None,
-            matched_by="message_id" if ref else None,
-            permanent_failures=permanent,
-            temporary_failures=temporary,
-        )
+        if permanent or temporary:
+            return _bounce(parsed, identity, "bounce: delivery-failure subject", raw)
     reason = _is_ours(parsed, identity)
     if reason is not None:
         return Classification(kind=MessageKind.OWN_MAIL, reason=reason)
@@ -230,6 +226,23 @@ def classify(parsed: ParsedEmail, raw: bytes, identity: SenderIdentity) -> Class
         )
     return Classification(
         kind=MessageKind.NEW_REPORT, reason="new report: no reference to an existing case"
+    )
+
+
+def _bounce(
+    parsed: ParsedEmail, identity: SenderIdentity, reason: str, raw: bytes
+) -> Classification:
+    permanent, temporary = bounce_failures(raw, parsed)
+    ref = _our_case_reference(
+        [*parsed.attached_message_ids, *parsed.in_reply_to, *parsed.references], identity
+    )
+    return Classification(
+        kind=MessageKind.BOUNCE,
+        reason=reason,
+        case_number=ref[0] if ref else None,
+        matched_by="message_id" if ref else None,
+        permanent_failures=permanent,
+        temporary_failures=temporary,
     )
 
 

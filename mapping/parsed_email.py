@@ -164,7 +164,7 @@ class _Collector:
             return
         try:
             self._leaf(part, content_type, path, in_alternative)
-        except (LookupError, ValueError, TypeError, AssertionError) as error:
+        except (LookupError, ValueError, TypeError, AttributeError, UnicodeError) as error:
             # One bad part never fails the message: note it and go on.
             self.problems.append(f"part {path} ({content_type}): {type(error).__name__}: {error}")
 
@@ -185,7 +185,8 @@ class _Collector:
         return name.strip() or None
 
     def _leaf(self, part: Message, content_type: str, path: str, in_alternative: bool) -> None:
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        disposition = (_raw_header(part, "Content-Disposition") or "").split(";")[0]
+        disposition = disposition.strip().lower()
         filename = self._filename(part)
         is_body = (
             content_type in ("text/plain", "text/html")
@@ -207,7 +208,7 @@ class _Collector:
             raw = part.get_payload()
             data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
         inline = disposition == "inline" or (
-            disposition != "attachment" and part.get("Content-ID") is not None
+            disposition != "attachment" and _raw_header(part, "Content-ID") is not None
         )
         self._add_attachment(
             filename or _default_name(content_type, path), content_type, data, inline

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from mailparser_reply import EmailReplyParser
+from mailparser_reply.constants import MAIL_LANGUAGES
 
 __all__ = ["CHINESE_QUOTE_HEADERS", "visible_reply"]
 
@@ -49,14 +50,18 @@ CHINESE_QUOTE_HEADERS: dict[str, re.Pattern[str]] = {
 #: Mobile and webmail footers that are signatures, not words of the user.
 _CHINESE_SIGNATURES = re.compile(
     r"^[ \t]*(?:发自我的\s*\S+|来自\s*\S*(?:邮箱|邮件|Mail)\S*|发自网易邮箱\S*|"
-    r"Sent from my \S+|Get Outlook for \S+)[ \t]*$",
+    r"Sent from my \S+|Get Outlook for \S+|"
+    # Chinese sign-offs on a line of their own start the signature block.
+    r"此致|此致敬礼|祝好|顺祝商祺|顺颂商祺|顺颂时祺)[ \t，,。!！]*$",
     re.MULTILINE | re.IGNORECASE,
 )
 _SIGNATURE_RULE = re.compile(r"^-- ?$", re.MULTILINE)
 #: Bodies longer than this are cut before the reply patterns run (they are regex-heavy).
 _MAX_SCAN = 100_000
 
-_PARSER = EmailReplyParser(languages=["en", "de", "fr", "ja", "zh"])
+#: Every language the library knows: our users write Chinese and English, but quote headers
+#: come from whatever client the other side of a thread used.
+_PARSER = EmailReplyParser(languages=[name for name in MAIL_LANGUAGES if name != "david"])
 
 
 def _cut_chinese_quote(text: str) -> str:
