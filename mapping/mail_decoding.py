@@ -119,7 +119,14 @@ def decode_bytes(
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        if codec == "utf-8":
+            # A cut-off last character (truncated encoded word or body): keep what is whole.
+            try:
+                text = codecs.getincrementaldecoder("utf-8")().decode(data, final=False)
+            except UnicodeDecodeError:
+                pass
+            else:
+                return text, "utf-8 text cut off in the middle of a character"
     else:
         if codec in (None, "utf-8") or unknown:
             return text, unknown.rstrip("; ") or None
@@ -144,6 +151,10 @@ def decode_bytes(
         if candidate != codec:
             return text, f"declared {declared!r} but decodable only as {candidate}"
         break
+    chinese = _as_chinese(data)
+    if chinese is not None:
+        what = f"declared {declared!r}" if declared else "no charset declared"
+        return chinese, f"{unknown}{what}; decoded as gb18030"
     detected = _detect(data)
     if detected is not None:
         try:
@@ -159,6 +170,25 @@ def decode_bytes(
     return data.decode(fallback, errors="replace"), (
         f"{unknown}undecodable bytes replaced (decoded as {fallback})"
     )
+
+
+def _as_chinese(data: bytes) -> str | None:
+    """GB18030 text when the bytes decode strictly into mostly common Chinese characters.
+
+    Detection libraries confuse short GBK text with cp949 (Korean) and Shift-JIS; our senders
+    are Chinese, so this guess goes first and only wins when the result reads as Chinese.
+    """
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    wide = [ch for ch in text if ord(ch) > 0x7F]
+    common = sum(
+        1
+        for ch in wide
+        if "\u4e00" <= ch <= "\u9fa5" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+    )
+    return text if wide and common >= 0.9 * len(wide) else None
 
 
 def _looks_mislabelled(data: bytes, codec: str) -> bool:
