@@ -1,8 +1,13 @@
-"""Prefect flow: one full pass of casedesk, the flows in order (what `casedesk run` starts)."""
+"""Prefect flow: one full pass of casedesk, the flows in order (what `casedesk run` starts).
+
+Each pass leaves a markdown artifact, `casedesk-run-summary`, so the ops team sees in the Prefect
+UI what a run did (new cases, decisions, quarantined mail, mail sent) without reading logs.
+"""
 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 from connectors.outbox_sender import SendReport
@@ -10,7 +15,7 @@ from flows.intake import IntakeReport
 from flows.intake_flow import intake_flow
 from flows.outbox_flow import outbox_flow
 
-__all__ = ["RunReport", "run_flow"]
+__all__ = ["RunReport", "run_flow", "summary_markdown"]
 
 
 class RunReport(BaseModel):
@@ -18,9 +23,39 @@ class RunReport(BaseModel):
     outbox: SendReport
 
 
+def summary_markdown(report: RunReport) -> str:
+    """The run as the ops team reads it in the Prefect UI."""
+    intake, outbox = report.intake, report.outbox
+    lines = [
+        "# casedesk run",
+        "",
+        "| | count |",
+        "|---|---|",
+        f"| mail read | {intake.fetched} |",
+        f"| already ingested | {intake.already_ingested} |",
+        f"| new cases | {len(intake.new_cases)} |",
+        *(f"| decision: {name} | {count} |" for name, count in sorted(intake.decisions.items())),
+        f"| mail sent | {len(outbox.sent)} |",
+        f"| mail waiting to retry | {len(outbox.retrying)} |",
+        f"| mail failed | {len(outbox.failed)} |",
+    ]
+    if intake.new_cases:
+        lines += ["", "New cases: " + ", ".join(intake.new_cases)]
+    if intake.quarantined:
+        lines += ["", "## Quarantined (see `casedesk quarantine list`)", ""]
+        lines += [f"- {item}" for item in intake.quarantined]
+    return "\n".join(lines) + "\n"
+
+
 @flow(name="casedesk-run")
 def run_flow(config: str | None = None) -> RunReport:
     """Intake from every mailbox, then send what it queued."""
     intake = intake_flow(config)
     outbox = outbox_flow(config)
-    return RunReport(intake=intake, outbox=outbox)
+    report = RunReport(intake=intake, outbox=outbox)
+    create_markdown_artifact(
+        key="casedesk-run-summary",
+        markdown=summary_markdown(report),
+        description="What this casedesk run did",
+    )
+    return report

@@ -9,12 +9,27 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from connectors.maildir_mailbox import MaildirMailbox
 from connectors.store import CaseStore, LedgerDecision, OutboxStatus
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.eml"))
+
+
+def latest_artifact(key: str) -> str:
+    """The newest artifact's text under `key`, read through the Prefect API."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert artifacts, f"no artifact {key!r}"
+    return str(artifacts[0].data)
 
 
 @pytest.fixture
@@ -42,6 +57,10 @@ def test_examples_become_cases_and_confirmations_once(
     assert len(first.intake.new_cases) == len(EXAMPLES)
     assert first.intake.decisions[LedgerDecision.QUARANTINED.value] == 1
     assert len(first.outbox.sent) == len(EXAMPLES)
+
+    summary = latest_artifact("casedesk-run-summary")
+    assert f"| new cases | {len(EXAMPLES)} |" in summary
+    assert "decision: quarantined | 1" in summary
 
     second = run_flow(str(config))
     assert second.intake.fetched == 0 and second.intake.new_cases == []
