@@ -90,6 +90,10 @@ class SmtpMailerSettings(_Section):
     user: str | None = None
     password: SecretStr | None = None
     timeout_seconds: float = 30.0
+    ca_file: Path | None = Field(
+        default=None, description="Trust this CA bundle (an internal relay's own certificate)."
+    )
+    local_hostname: str | None = Field(default=None, description="Our name in EHLO.")
 
 
 MailerSettings = Annotated[FolderMailerSettings | SmtpMailerSettings, Field(discriminator="kind")]
