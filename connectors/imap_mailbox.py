@@ -92,6 +92,21 @@ def _quote_folder(folder: str) -> str:
     return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _StartTlsMailBox(MailBoxStartTls):
+    """imap-tools' STARTTLS variant, closing the socket when the upgrade is refused."""
+
+    def _get_mailbox_client(self) -> imaplib.IMAP4:
+        client = imaplib.IMAP4(self._host, self._port, timeout=self._timeout)
+        try:
+            result = client.starttls(self._ssl_context)
+            if result[0] != "OK":
+                raise imaplib.IMAP4.error(f"STARTTLS answered {result[0]}: {_answer(result)}")
+        except BaseException:
+            client.shutdown()
+            raise
+        return client
+
+
 class ImapMailbox:
     """One IMAP folder: fetches new messages by UID in batches, marks them after the commit."""
 
@@ -161,7 +176,7 @@ class ImapMailbox:
                 ssl_context=self._ssl_context or ssl.create_default_context(),
             )
         if self.security == "starttls":
-            return MailBoxStartTls(
+            return _StartTlsMailBox(
                 self.host,
                 self.port,
                 timeout=self.timeout_seconds,
@@ -193,7 +208,11 @@ class ImapMailbox:
                 mailbox=self.name, host=where, user=self.user, answer=str(error)
             ) from error
         self._box = box
-        self._select()
+        try:
+            self._select()
+        except MailboxError:
+            self.close()  # a session without its folder is of no use to anyone
+            raise
         return box
 
     def _select(self) -> None:
