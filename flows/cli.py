@@ -118,6 +118,20 @@ def run(config: ConfigOption = None) -> None:
         typer.echo(f"outgoing mail is written to {mailer.path}")
 
 
+@app.command()
+def serve(config: ConfigOption = None) -> None:
+    """Keep running the whole pass on a schedule, as a Prefect deployment (Ctrl-C stops)."""
+    prepare_prefect()
+    settings = _settings(config)
+    from flows.deployments import serve_forever
+
+    typer.echo(
+        f"serving casedesk-run/scheduled every {settings.schedule_minutes} min; "
+        "set PREFECT_API_URL to a Prefect server to see it in the UI"
+    )
+    serve_forever(settings, config)
+
+
 @cases_app.command("list")
 def cases_list(
     config: ConfigOption = None,

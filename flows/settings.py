@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=200, ge=1, le=500)
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     rules_path: Path | None = Field(default=None, description="Default: the shipped rule set.")
+    schedule_minutes: int = Field(
+        default=5, ge=1, description="How often `casedesk serve` runs the whole pass."
+    )
     mailboxes: list[MailboxSettings] = Field(default_factory=lambda: [MaildirMailboxSettings()])
     mailer: MailerSettings = Field(default_factory=FolderMailerSettings)
     outgoing: OutgoingSettings = Field(default_factory=OutgoingSettings)
