@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_outbox import outbox_app
 from flows.cli_quarantine import mailbox_reconcile, quarantine_app
 from flows.cli_rules import rules_app
 from mapping.errors import CasedeskError
@@ -30,6 +31,7 @@ mailbox_app = typer.Typer(help="The embedded Maildir mailbox.", no_args_is_help=
 app.add_typer(cases_app, name="cases")
 app.add_typer(config_app, name="config")
 app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(rules_app, name="rules")
 app.add_typer(quarantine_app, name="quarantine")
 mailbox_app.command("reconcile")(mailbox_reconcile)

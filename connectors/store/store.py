@@ -377,6 +377,41 @@ class StoreTransaction:
     def update_outbox(self, item_id: int, **values: Any) -> None:
         self.connection.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
 
+    def claim_due_outbox(self, now: datetime, limit: int, *, until: datetime) -> list[OutboxItem]:
+        """Due messages, each taken until `until` so that no other sender sends it meanwhile.
+
+        The claim moves `next_attempt_at` forward with a guarded UPDATE: of two senders racing
+        for a row only one matches (SQLite takes the write lock at BEGIN, PostgreSQL re-checks
+        the condition after the row lock). A sender that dies leaves the row due again at
+        `until`.
+        """
+        due = self.due_outbox(now, limit)
+        if not due:
+            return []
+        claimed = self.connection.execute(
+            update(t.outbox)
+            .where(
+                t.outbox.c.id.in_([item.id for item in due]),
+                t.outbox.c.status == OutboxStatus.QUEUED.value,
+                t.outbox.c.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=until)
+            .returning(t.outbox.c.id)
+        )
+        ids = set(claimed.scalars())
+        return [
+            item.model_copy(update={"next_attempt_at": until}) for item in due if item.id in ids
+        ]
+
+    def outbox_sent_since(self, since: datetime) -> list[tuple[list[str], datetime]]:
+        """(recipients, sent_at) of every message sent since then: for per-recipient limits."""
+        rows = self.connection.execute(
+            select(t.outbox.c.recipients, t.outbox.c.sent_at).where(
+                t.outbox.c.status == OutboxStatus.SENT.value, t.outbox.c.sent_at >= since
+            )
+        )
+        return [(list(row.recipients), row.sent_at) for row in rows]
+
     # Watermarks -----------------------------------------------------------------------------
     def get_watermark(self, name: str) -> str | None:
         return self.connection.execute(
