@@ -260,6 +260,14 @@ class ImapMailbox:
             except OSError:
                 logger.debug("%s: socket already closed", self.name)
 
+    def _fresh(self) -> None:
+        """A session whose SELECT data is current: re-selecting makes the server report mail
+        that arrived since (and a changed UIDVALIDITY) on a long-lived session."""
+        if self._box is None:
+            self._session()
+        else:
+            self._select()
+
     @property
     def uidvalidity(self) -> int:
         self._session()
@@ -276,7 +284,7 @@ class ImapMailbox:
 
     def new_uids(self, cursor: MailboxCursor) -> list[int]:
         """UIDs after the cursor, oldest first (all of them after a UIDVALIDITY change)."""
-        self._session()
+        self._fresh()
         last_uid = cursor.last_uid
         if cursor.uidvalidity != self._uidvalidity:
             if cursor.uidvalidity:
@@ -379,7 +387,7 @@ class ImapMailbox:
     # Reconcile ----------------------------------------------------------------------------
     def list_window(self, since: date, until: date) -> list[FolderMessage]:
         """Every message that arrived in [since, until] (server dates), headers only."""
-        self._session()
+        self._fresh()
         before = until + timedelta(days=1)
         criteria = f"SINCE {_imap_date(since)} BEFORE {_imap_date(before)}"
         uids = self._search(criteria)
