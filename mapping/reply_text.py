@@ -89,4 +89,14 @@ def visible_reply(text: str) -> str:
         return ""
     message = _PARSER.read(own)
     body = message.replies[0].body if message.replies else own
-    return body.strip()
+    return _without_trailing_quote(body).strip()
+
+
+def _without_trailing_quote(text: str) -> str:
+    """Drop a `>`-quoted block at the end (quoting without a header line); inline answers
+    between quoted lines stay."""
+    lines = text.rstrip().split("\n")
+    end = len(lines)
+    while end > 0 and (lines[end - 1].lstrip().startswith(">") or not lines[end - 1].strip()):
+        end -= 1
+    return "\n".join(lines[:end]) if end > 0 else text
