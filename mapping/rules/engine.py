@@ -112,6 +112,7 @@ class _Report:
     subject_hits: set[str]
     hits: set[str]
     local: datetime
+    regex_possible: bool = True
 
 
 Check = Callable[[_Report], list[str] | None]  # evidence when it holds, None when it does not
@@ -149,6 +150,8 @@ def _regex(patterns: list[str], *, subject_only: bool) -> Check:
     compiled = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
 
     def check(report: _Report) -> list[str] | None:
+        if not report.regex_possible:
+            return None
         texts = (
             [report.facts.subject] if subject_only else [report.facts.subject, report.facts.body]
         )
@@ -322,12 +325,23 @@ class RuleEngine:
             if not triggers:
                 self._always.add(position)
         self._index = KeywordIndex.build(keywords)
+        self._regex_gate = _gate(
+            [p for c in self._compiled for p in [*c.rule.when.regex, *c.rule.when.subject_regex]]
+        )
 
     def evaluate(self, facts: ReportFacts) -> RuleOutcome:
         """Which rules match `facts`, and every decision they lead to."""
         subject_hits = self._index.find(normalize(facts.subject))
         hits = subject_hits | self._index.find(normalize(facts.body))
-        report = _Report(facts, subject_hits, hits, facts.received_at.astimezone(self.zone))
+        gate = self._regex_gate
+        report = _Report(
+            facts,
+            subject_hits,
+            hits,
+            facts.received_at.astimezone(self.zone),
+            regex_possible=gate is None
+            or bool(gate.search(facts.subject) or gate.search(facts.body)),
+        )
         candidates = set(self._always)
         for keyword in hits:
             candidates |= self._by_keyword.get(keyword, set())
@@ -456,6 +470,16 @@ class RuleEngine:
             needs_triage=problem_type is ProblemType.UNTRIAGED,
             manual_owner=facts.manual.owner if facts.manual else None,
         )
+
+
+def _gate(patterns: list[str]) -> re.Pattern[str] | None:
+    """One pass that tells whether any rule's regex can match, so most reports try none."""
+    if not patterns:
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None  # e.g. numbered back-references clash when combined: no gate, same result
 
 
 def _plain(value: object) -> str:

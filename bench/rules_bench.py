@@ -1,0 +1,303 @@
+"""Rules over 10,000 reports with 200 rules, and their share of intake time, in one run.
+
+    python bench/rules_bench.py [--reports 10000] [--rules 200] [--full 2000]
+
+Prints reports per second for the rules alone (facts + evaluate + apply), for parse + map +
+rules, and for the full `ingest_batch` into a SQLite store (the rules timed inside it), with the
+rules' share of each. The target is a share of at most 5% of intake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from connectors.mailbox import RawMessage
+from connectors.store import CaseStore, StoreTransaction
+from flows.intake import ingest_batch
+from flows.runtime import intake_context
+from flows.settings import Settings
+from mapping.case import Case
+from mapping.email_to_case import case_from_email
+from mapping.parsed_email import ParsedEmail, parse_email
+from mapping.rules import PreviewState, RuleEngine, apply_outcome, facts_from_email, parse_rules
+
+ZONE = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+DOMAIN = [
+    *[
+        "订单",
+        "报表",
+        "审批",
+        "流程",
+        "客户",
+        "合同",
+        "发票",
+        "库存",
+        "仓库",
+        "物流",
+        "结算",
+        "工资",
+        "考勤",
+        "门户",
+        "接口",
+        "服务器",
+    ],
+    *[
+        "数据库",
+        "缓存",
+        "网络",
+        "打印",
+        "邮件",
+        "短信",
+        "通知",
+        "附件",
+        "上传",
+        "下载",
+        "搜索",
+        "页面",
+        "按钮",
+        "菜单",
+        "账号",
+        "密码",
+    ],
+    *[
+        "角色",
+        "部门",
+        "系统",
+        "版本",
+        "验证码",
+        "报销",
+        "预算",
+        "采购",
+        "合同",
+        "招聘",
+        "培训",
+        "会议",
+        "日程",
+        "文档",
+        "知识库",
+        "看板",
+    ],
+]
+SYMPTOMS = [
+    *[
+        "失败",
+        "报错",
+        "超时",
+        "很慢",
+        "丢失",
+        "无法打开",
+        "白屏",
+        "闪退",
+        "不一致",
+        "延迟",
+        "没有入口",
+        "无权限",
+        "重复",
+    ],
+    *["如何设置", "怎么导出", "建议增加", "希望优化", "显示乱码"],
+]
+LATIN = [
+    *[
+        "login",
+        "export",
+        "invoice",
+        "order",
+        "server",
+        "database",
+        "cache",
+        "network",
+        "printer",
+        "upload",
+    ],
+    *[
+        "download",
+        "search",
+        "page",
+        "button",
+        "menu",
+        "account",
+        "password",
+        "role",
+        "report",
+        "portal",
+    ],
+]
+LATIN_SYMPTOMS = ["error", "timeout", "failed", "is slow", "access denied", "how to", "crash"]
+FILLER = [
+    *[
+        "今天上午",
+        "用户反馈",
+        "在使用过程中",
+        "发现",
+        "一直",
+        "还是",
+        "请帮忙",
+        "看一下",
+        "谢谢",
+        "麻烦",
+        "尽快",
+        "处理",
+    ],
+    *[
+        "我们部门",
+        "好几个人",
+        "都遇到了",
+        "这个问题",
+        "从昨天开始",
+        "重启之后",
+        "也没有用",
+        "附上截图",
+    ],
+]
+LATIN_FILLER = [
+    "we",
+    "have",
+    "a",
+    "problem",
+    "since",
+    "this",
+    "morning",
+    "please",
+    "help",
+    "thanks",
+    "team",
+    "the",
+    "with",
+]
+
+
+def make_rules(count: int, rng: random.Random) -> str:
+    """`count` rules: mostly "thing + symptom" keywords in Chinese and English, some others."""
+    types = ["system_fault", "how_to", "permission", "data_anomaly", "improvement"]
+    lines = ['[groups]\nl1 = ["a@example.com", "b@example.com", "c@example.com"]\n']
+    for number in range(count):
+        lines.append(f'[[rule]]\nid = "r{number:03d}"')
+        kind = number % 20
+        if kind == 0:
+            lines.append(f"when.regex = ['ERR-{number:03d}\\d+']")
+        elif kind == 1:
+            lines.append(f'when.sender = ["@dept{number}.example.com"]')
+        elif kind == 2:
+            lines.append(f"when.all_keywords = {rng.sample(DOMAIN, 2)!r}")
+        else:
+            words = [f"{rng.choice(DOMAIN)}{rng.choice(SYMPTOMS)}" for _ in range(4)]
+            words += [f"{rng.choice(LATIN)} {rng.choice(LATIN_SYMPTOMS)}" for _ in range(2)]
+            lines.append(f"when.keywords = {words!r}")
+        lines.append(f'then.problem_type = "{types[number % len(types)]}"')
+        lines.append(f'then.priority = "P{number % 3}"')
+        lines.append(f'then.tags = ["t{number % 17}"]')
+        if number % 10 == 5:
+            lines.append('then.owner = { group = "l1", strategy = "round_robin" }')
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make_mail(number: int, rng: random.Random) -> bytes:
+    """A plausible report: filler around one or two "thing + symptom" phrases, ~300 chars."""
+    message = EmailMessage()
+    message["From"] = f"用户{number} <user{number}@dept{number % 50}.example.com>"
+    message["To"] = "support@example.com"
+    message["Message-ID"] = f"<bench-{number}@example.com>"
+    message["Date"] = "Mon, 20 May 2024 14:00:00 +0800"
+    if number % 3 == 0:
+        topic = f"{rng.choice(LATIN)} {rng.choice(LATIN_SYMPTOMS)}"
+        message["Subject"] = topic
+        words = [rng.choice(LATIN_FILLER + LATIN) for _ in range(50)]
+    else:
+        topic = f"{rng.choice(DOMAIN)}{rng.choice(SYMPTOMS)}"
+        message["Subject"] = topic
+        words = [rng.choice(FILLER + DOMAIN) for _ in range(60)]
+    words.insert(rng.randrange(len(words)), topic)
+    message.set_content(" ".join(words) + f"\n错误码 ERR-{number % 400:03d}{number}\n")
+    return message.as_bytes()
+
+
+class TimedRouter:
+    """Wraps the intake hook to add up the time the rules take inside a real intake."""
+
+    def __init__(self, inner: Callable[[StoreTransaction, Case, ParsedEmail], None]) -> None:
+        self.inner, self.seconds = inner, 0.0
+
+    def __call__(self, tx: StoreTransaction, case: Case, parsed: ParsedEmail) -> None:
+        start = time.perf_counter()
+        self.inner(tx, case, parsed)
+        self.seconds += time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=10_000)
+    parser.add_argument("--rules", type=int, default=200)
+    parser.add_argument("--full", type=int, default=10_000, help="Reports for the full intake.")
+    args = parser.parse_args()
+    rng = random.Random(4)
+    rules_text = make_rules(args.rules, rng)
+    raws = [make_mail(number, rng) for number in range(args.reports)]
+
+    start = time.perf_counter()
+    rules = parse_rules(rules_text, source="bench")
+    engine = RuleEngine(rules, ZONE)
+    print(f"load + compile {len(rules.rules)} rules: {(time.perf_counter() - start) * 1e3:.1f} ms")
+
+    parsed_cases = []
+    start = time.perf_counter()
+    for raw in raws:
+        parsed = parse_email(raw)
+        parsed_cases.append((parsed, case_from_email(parsed, mailbox="support", now=NOW)))
+    mapping_seconds = time.perf_counter() - start
+
+    state = PreviewState()
+    start = time.perf_counter()
+    for parsed, case in parsed_cases:
+        outcome = engine.evaluate(facts_from_email(case, parsed))
+        apply_outcome(case, outcome, groups=rules.groups, state=state, at=NOW)
+    rules_seconds = time.perf_counter() - start
+    count = len(raws)
+    print(
+        f"rules: {count} reports x {len(rules.rules)} rules in {rules_seconds:.2f} s = "
+        f"{count / rules_seconds:,.0f} reports/s ({rules_seconds / count * 1e6:.0f} us each)"
+    )
+    light = mapping_seconds + rules_seconds
+    print(
+        f"parse_email + case_from_email + rules: {count / light:,.0f} reports/s; "
+        f"rules are {rules_seconds / light:.1%} of it"
+    )
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rules.toml"
+        path.write_text(rules_text, encoding="utf-8")
+        settings = Settings(rules_path=path, data_dir=Path(folder), database_url="sqlite://")
+        context = intake_context(settings)
+        assert context.route_new_case is not None
+        timed = TimedRouter(context.route_new_case)
+        context.route_new_case = timed
+        store = CaseStore.open(f"sqlite:///{folder}/bench.sqlite3")
+        full = raws[: args.full]
+        start = time.perf_counter()
+        new_cases = 0
+        for first in range(0, len(full), 200):
+            batch = [
+                RawMessage(mailbox="support", folder="INBOX", uidvalidity=1, uid=str(i), raw=raw)
+                for i, raw in enumerate(full[first : first + 200], start=first)
+            ]
+            new_cases += len(ingest_batch(store, batch, context).new_cases)
+        intake_seconds = time.perf_counter() - start
+        store.close()
+    print(
+        f"full intake (ingest_batch into SQLite): {len(full)} reports ({new_cases} new cases) in "
+        f"{intake_seconds:.1f} s = {len(full) / intake_seconds:,.0f} reports/s; "
+        f"rules are {timed.seconds / intake_seconds:.1%} of it (target <= 5%)"
+    )
+
+
+if __name__ == "__main__":
+    main()
