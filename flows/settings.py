@@ -22,8 +22,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from mapping.case import Language
+from mapping.case import Language, Priority
 from mapping.errors import ConfigError
+from mapping.jira_issue import JiraMapping
 
 __all__ = [
     "FolderMailerSettings",
@@ -113,14 +114,42 @@ class OutgoingSettings(_Section):
 
 
 class JiraSettings(_Section):
+    """The Jira project casedesk syncs with; see docs/jira.md for every key and an example."""
+
     enabled: bool = False
     url: str = ""
     flavor: Literal["cloud", "dc"] = "cloud"
     user: str | None = Field(default=None, description="Cloud: the account's email.")
     token: SecretStr = SecretStr("")
     project: str = ""
-    page_size: int = 100
-    overlap_minutes: int = 2
+    page_size: int = Field(default=100, ge=2, le=1000)
+    overlap_minutes: int = Field(default=2, ge=1)
+    time_zone: str | None = Field(
+        default=None,
+        description="The Jira user's time zone (JQL dates are read in it); None: ask Jira once "
+        "per run (one /myself request).",
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    mapping: JiraMapping = Field(default_factory=JiraMapping)
+    push_email_cases: bool = Field(
+        default=True, description="Create a Jira issue for every open email-born case."
+    )
+    issue_type: str = "Task"
+    create_labels: list[str] = Field(default_factory=lambda: ["casedesk"])
+    create_components: list[str] = Field(default_factory=list)
+    priority_names: dict[Priority, str] = Field(
+        default_factory=lambda: {
+            Priority.P0: "Highest",
+            Priority.P1: "High",
+            Priority.P2: "Medium",
+        },
+        description="Case priority -> Jira priority name, for issues casedesk creates.",
+    )
+    close_transition: str = Field(default="Close", description="When the user confirms the fix.")
+    reopen_transition: str = Field(default="Reopen", description="When the user says it is not.")
+    reopen_when_partially: bool = Field(
+        default=True, description="A 'partially resolved' answer reopens the issue too."
+    )
 
 
 class Settings(BaseSettings):
