@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mailparser_reply import EmailReplyParser
+from mailparser_reply import EmailMessage
 from mailparser_reply.constants import MAIL_LANGUAGES
 
 __all__ = ["CHINESE_QUOTE_HEADERS", "visible_reply"]
@@ -61,7 +61,16 @@ _MAX_SCAN = 100_000
 
 #: Every language the library knows: our users write Chinese and English, but quote headers
 #: come from whatever client the other side of a thread used.
-_PARSER = EmailReplyParser(languages=[name for name in MAIL_LANGUAGES if name != "david"])
+_LANGUAGES = [name for name in MAIL_LANGUAGES if name != "david"]
+# The library builds and compiles its (large, all-language) patterns once per message; they
+# depend only on the languages, so they are built once here and handed to every message
+# (measured: 0.8 ms of the 1.8 ms a message took to parse).
+_PROTOTYPE = EmailMessage(text="", languages=list(_LANGUAGES))
+_PATTERNS = {
+    "_header_regex": _PROTOTYPE.HEADER_REGEX,
+    "_signature_regex": _PROTOTYPE.SIGNATURE_REGEX,
+    "_disclaimers_regex": _PROTOTYPE.DISCLAIMERS_REGEX,
+}
 
 
 def _cut_chinese_quote(text: str) -> str:
@@ -87,7 +96,7 @@ def visible_reply(text: str) -> str:
         own = own[: footer.start()]
     if not own.strip():
         return ""
-    message = _PARSER.read(own)
+    message = EmailMessage(text=own, languages=list(_LANGUAGES), **_PATTERNS).read()
     body = message.replies[0].body if message.replies else own
     return _without_trailing_quote(body).strip()
 
