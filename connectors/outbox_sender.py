@@ -20,6 +20,7 @@ re-queued by `casedesk outbox retry ID`.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -104,10 +105,18 @@ def send_due(
     limit: int = 500,
     limits: RateLimits | None = None,
     claim_for: timedelta = timedelta(minutes=15),
+    mark_group: int = 20,
+    mark_within_seconds: float = 0.1,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SendReport:
-    """Send every queued message that is due; returns what happened to each."""
+    """Send every queued message that is due; returns what happened to each.
+
+    Sent marks are committed together, at most `mark_group` messages or `mark_within_seconds`
+    after the first of them was accepted (1 marks each message on its own): a commit costs
+    more than an SMTP transaction, and this bounds the duplicate window to that many messages.
+    """
     limits = limits or RateLimits()
+    marks = _SentMarks(store, mark_group, mark_within_seconds)
     report = SendReport()
     now = clock()
     with store.transaction() as tx:
@@ -125,7 +134,15 @@ def send_due(
             item = pending.pop(0)
             try:
                 outcome = _deliver_one(
-                    store, mailer, item, envelope_from, window, suppressed, clock, max_attempts
+                    store,
+                    mailer,
+                    item,
+                    envelope_from,
+                    window,
+                    suppressed,
+                    clock,
+                    max_attempts,
+                    marks,
                 )
             except MailerUnavailable as error:
                 # The server is down or refuses us: this message counts an attempt, the rest
@@ -135,9 +152,35 @@ def send_due(
                 break
             getattr(report, outcome).append(item.id)
     finally:
+        # Even when something failed: what the server accepted must be marked if at all possible.
+        marks.flush()
         if pending:
             _release(store, pending, clock())
     return report
+
+
+class _SentMarks:
+    """Sent marks waiting for their commit: the duplicate window, kept small and bounded."""
+
+    def __init__(self, store: CaseStore, group: int, within_seconds: float) -> None:
+        self.store, self.group, self.within_seconds = store, max(group, 1), within_seconds
+        self._pending: list[tuple[int, dict[str, object]]] = []
+        self._oldest = 0.0
+
+    def add(self, item_id: int, values: dict[str, object]) -> None:
+        if not self._pending:
+            self._oldest = time.monotonic()
+        self._pending.append((item_id, values))
+        full = len(self._pending) >= self.group
+        if full or time.monotonic() - self._oldest >= self.within_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        with self.store.transaction() as tx:
+            tx.update_outbox_many(self._pending)
+        self._pending.clear()
 
 
 def _deliver_one(
@@ -149,6 +192,7 @@ def _deliver_one(
     suppressed: dict[str, str],
     clock: Callable[[], datetime],
     max_attempts: int,
+    marks: _SentMarks,
 ) -> str:
     """Send one message and mark it; returns the SendReport list it belongs to."""
     blocked = _blocked_recipients(item.recipients, suppressed)
@@ -192,16 +236,17 @@ def _deliver_one(
         logger.error("outbox #%s (%s) failed for good: %s", item.id, item.key, error)
         return "failed"
     sent_at = clock()
-    # The duplicate window is from the server's answer to this commit (module docstring).
-    with store.transaction() as tx:
-        tx.update_outbox(
-            item.id,
-            attempts=item.attempts + 1,
-            status=OutboxStatus.SENT.value,
-            server_answer=f"{answer}; {skipped}" if skipped else answer,
-            sent_at=sent_at,
-            last_error=None,
-        )
+    # From the server's answer to this mark's commit is the duplicate window (module docstring).
+    marks.add(
+        item.id,
+        {
+            "attempts": item.attempts + 1,
+            "status": OutboxStatus.SENT.value,
+            "server_answer": f"{answer}; {skipped}" if skipped else answer,
+            "sent_at": sent_at,
+            "last_error": None,
+        },
+    )
     window.record(deliverable, sent_at)
     return "sent"
 

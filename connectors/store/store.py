@@ -14,7 +14,18 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -402,6 +413,24 @@ class StoreTransaction:
         return [
             item.model_copy(update={"next_attempt_at": until}) for item in due if item.id in ids
         ]
+
+    def update_outbox_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Several rows changed alike (the same columns each) in one round trip."""
+        if not changes:
+            return
+        columns = list(changes[0][1])
+        statement = (
+            update(t.outbox)
+            .where(t.outbox.c.id == bindparam("row_id"))
+            .values({column: bindparam(f"new_{column}") for column in columns})
+        )
+        self.connection.execute(
+            statement,
+            [
+                {"row_id": row_id, **{f"new_{c}": values[c] for c in columns}}
+                for row_id, values in changes
+            ],
+        )
 
     def outbox_sent_since(self, since: datetime) -> list[tuple[list[str], datetime]]:
         """(recipients, sent_at) of every message sent since then: for per-recipient limits."""
