@@ -10,10 +10,12 @@ for each message, in order:
     send -> SENT with the server's answer | 4xx, connection trouble -> QUEUED again after a
     backoff (1, 2, 4 ... 60 minutes), FAILED after max_attempts | 5xx -> FAILED with the answer
 
-Each message is marked in its own transaction right after the server's answer. The one window
-for a duplicate is a crash after the server accepted DATA and before that mark: the claim runs
-out, the next run sends the same bytes again, with the same Message-ID, which mail clients fold
-into one. Nothing is ever dropped: a FAILED message is shown by `casedesk outbox list` and
+Sent marks are committed together, at most 20 messages or 0.1 s after the first of them was
+accepted (`mark_group=1` commits each on its own), because a commit costs more than an SMTP
+transaction. The one window for a duplicate is a crash after the server accepted DATA and before
+that commit: the claim runs out, the next run sends the same bytes again with the same
+Message-ID, which mail clients fold into one. At most `mark_group` messages can be in it.
+Nothing is ever dropped: a FAILED message is shown by `casedesk outbox list` and
 re-queued by `casedesk outbox retry ID`.
 """
 
