@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -61,6 +62,7 @@ __all__ = [
     "adf_to_text",
     "apply_snapshot",
     "case_label",
+    "created_issue_snapshot",
     "map_issue",
     "new_case_from_issue",
     "rich_text",
@@ -465,7 +467,7 @@ def _language(text: str) -> Language:
     return Language.ZH if re.search(r"[\u3400-\u9fff]", text) else Language.EN
 
 
-def _tags(issue: JiraIssueLike, mapping: JiraMapping) -> list[str]:
+def _tags(issue: JiraIssueLike | _IssueFields, mapping: JiraMapping) -> list[str]:
     sources: dict[str, Sequence[str]] = {
         "labels": [
             label
@@ -478,6 +480,42 @@ def _tags(issue: JiraIssueLike, mapping: JiraMapping) -> list[str]:
     }
     tags = [value for source in mapping.tags_from for value in sources[source]]
     return list(dict.fromkeys(tag for tag in tags if tag))
+
+
+def created_issue_snapshot(
+    key: str,
+    *,
+    summary: str,
+    description: str,
+    priority_name: str | None,
+    labels: Sequence[str],
+    components: Sequence[str],
+    issue_type: str | None,
+    mapping: JiraMapping,
+) -> JiraSnapshot:
+    """What casedesk put into an issue it created, as the next pull will read it back: the
+    baseline against which a person's later edits in Jira are recognised."""
+    fields = _IssueFields(
+        key=key, labels=tuple(labels), components=tuple(components), issuetype=issue_type
+    )
+    return JiraSnapshot(
+        key=key,
+        subject=" ".join(summary.split())[:MAX_SUBJECT],
+        description=description.strip(),
+        priority_name=priority_name,
+        priority=mapping.priority_for(priority_name),
+        problem_type=mapping.problem_type_for(labels, components, issue_type),
+        tags=_tags(fields, mapping),
+        collaborators=[],
+    )
+
+
+@dataclass(frozen=True)
+class _IssueFields:
+    key: str
+    labels: tuple[str, ...]
+    components: tuple[str, ...]
+    issuetype: str | None
 
 
 def map_issue(
@@ -738,7 +776,17 @@ def apply_snapshot(
             continue
         if name in ("subject", "description") and not value:
             continue
-        setattr(case, name, list(value) if isinstance(value, list) else value)
+        if isinstance(value, list):
+            # Lists merge: what Jira added is added, what Jira removed is removed, and what
+            # casedesk added itself (the rules' tags) stays.
+            before = set(getattr(previous, name) or []) if previous is not None else set()
+            current: list[str] = getattr(case, name)
+            merged = [item for item in current if item in value or item not in before]
+            merged += [item for item in value if item not in merged]
+            if merged == current:
+                continue
+            value = merged
+        setattr(case, name, value)
         changed.append(name)
     if changed:
         case.log(

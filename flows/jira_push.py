@@ -1,0 +1,272 @@
+"""Pushing cases to Jira, as plain Python: new issues, users' replies, users' feedback.
+
+Every step is safe to repeat after a crash at any point:
+
+- An email-born case gets an issue labelled with its case number (`casedesk-202405-001`) and an
+  issue property. Before creating, we search for that label: a run that died between creating
+  the issue and storing its key finds the issue instead of creating a second one.
+- A user's reply (a process-log entry of kind EMAIL_IN) becomes a comment ending with our marker
+  and a reference to the entry. How many replies were pushed is kept per case (a watermark row);
+  before posting, the reference is written there as pending, so a run that died after posting
+  but before recording looks at the issue's comments once instead of posting twice.
+- The user's feedback moves the issue by the configured transition names (close; reopen when
+  unresolved). The feedback's time is recorded once the transition is done; a transition Jira
+  no longer offers (the issue already moved) is reported, not retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from connectors.jira_client import JiraClient, JiraIssueRef, JiraTransitionError
+from connectors.store import CaseStore, LedgerDecision, LedgerEntry
+from connectors.store import tables as t
+from flows.jira_sync import SOURCE, issue_identity
+from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority, SourceKind
+from mapping.jira_issue import JiraMapping, case_label, created_issue_snapshot
+
+__all__ = ["JiraPushContext", "JiraPushReport", "PushState", "push", "push_state_name"]
+
+logger = logging.getLogger(__name__)
+ISSUE_PROPERTY = "casedesk"
+SCAN_WATERMARK = "jira-push-scan:{project}"
+
+
+def push_state_name(case_number: str) -> str:
+    return f"jira-push:{case_number}"
+
+
+class PushState(BaseModel):
+    """What of one case has reached Jira (kept as a watermark row)."""
+
+    replies: int = Field(default=0, description="EMAIL_IN entries pushed, in log order.")
+    pending: str | None = Field(default=None, description="A comment being posted.")
+    feedback_at: str | None = Field(default=None, description="The feedback last pushed.")
+
+
+@dataclass
+class JiraPushContext:
+    project: str
+    mapping: JiraMapping
+    push_email_cases: bool = True
+    issue_type: str = "Task"
+    create_labels: list[str] = field(default_factory=lambda: ["casedesk"])
+    create_components: list[str] = field(default_factory=list)
+    priority_names: Mapping[Priority, str] = field(default_factory=dict)
+    #: Feedback outcome -> transition name; an outcome not listed moves nothing.
+    feedback_transitions: Mapping[FeedbackOutcome, str] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+class JiraPushReport(BaseModel):
+    created: list[str] = Field(default_factory=list, description="'202405-001 -> SUP-12'")
+    found_existing: list[str] = Field(default_factory=list)
+    comments: int = 0
+    transitions: list[str] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    requests: int = 0
+
+
+def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> JiraPushReport:
+    """Push whatever is pending: new issues, replies, feedback. Idempotent across crashes."""
+    report = JiraPushReport()
+    before = client.request_count
+    if context.push_email_cases:
+        for number in _cases_without_issue(store):
+            _create_issue(store, client, context, number, report)
+    scan_name = SCAN_WATERMARK.format(project=context.project)
+    scan_from = store.watermark(scan_name)
+    started = context.clock()
+    for case in _cases_with_issue_changed_since(store, scan_from):
+        if case.feedback is None and not any(e.kind is LogKind.EMAIL_IN for e in case.process_log):
+            continue  # nothing of the user's to push: no state to read
+        _push_replies(store, client, context, case, report)
+        _push_feedback(store, client, context, case, report)
+    with store.transaction() as tx:
+        tx.set_watermark(scan_name, started.isoformat(), now=started)
+    report.requests = client.request_count - before
+    return report
+
+
+# -- which cases -------------------------------------------------------------------------------
+# Two filtered reads of the cases table. They belong in connectors/store (CaseStore has no
+# query by source and jira_key yet); kept here, read-only, until the store grows them.
+
+
+def _cases_without_issue(store: CaseStore) -> list[str]:
+    """Email-born cases that are not closed and have no Jira issue yet, oldest first."""
+    query = (
+        select(t.cases.c.number)
+        .where(
+            t.cases.c.source_kind == SourceKind.EMAIL.value,
+            t.cases.c.jira_key.is_(None),
+            t.cases.c.status != CaseStatus.CLOSED.value,
+        )
+        .order_by(t.cases.c.id)
+    )
+    with store.transaction() as tx:
+        return [row[0] for row in tx.connection.execute(query)]
+
+
+def _cases_with_issue_changed_since(store: CaseStore, since: str | None) -> list[Case]:
+    query = select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key.is_not(None))
+    if since is not None:
+        query = query.where(t.cases.c.updated_at >= datetime.fromisoformat(since))
+    with store.transaction() as tx:
+        rows = tx.connection.execute(query.order_by(t.cases.c.id)).all()
+    return [Case.model_validate({**row.record, "version": row.version}) for row in rows]
+
+
+# -- new issues --------------------------------------------------------------------------------
+
+
+def issue_description(case: Case) -> str:
+    """The issue body: the report, who sent it (masked) and the case number."""
+    return (
+        f"{case.description}\n\n"
+        f"Case {case.number} · reported by email by {case.submitter.masked} · "
+        f"{case.problem_type.label_en}, {case.priority.value}"
+    )
+
+
+def _create_issue(
+    store: CaseStore,
+    client: JiraClient,
+    context: JiraPushContext,
+    number: str,
+    report: JiraPushReport,
+) -> None:
+    case = store.get_case(number)
+    label = case_label(number, context.mapping.case_label_prefix)
+    labels = list(dict.fromkeys([*context.create_labels, label]))
+    priority_name = context.priority_names.get(case.priority)
+    description = issue_description(case)
+    existing = client.find_issue_by_label(label)
+    if existing is not None:
+        ref = JiraIssueRef(key=existing.key, id=existing.id)
+        report.found_existing.append(f"{number} -> {ref.key}")
+        how = f"found Jira issue {ref.key} by its label {label} (created by an earlier run)"
+    else:
+        ref = client.create_issue(
+            case.subject,
+            description,
+            priority=priority_name,
+            labels=labels,
+            components=context.create_components,
+            issue_type=context.issue_type,
+        )
+        report.created.append(f"{number} -> {ref.key}")
+        how = f"created Jira issue {ref.key}"
+    client.set_property(ref.key, ISSUE_PROPERTY, {"case": number})
+    snapshot = created_issue_snapshot(
+        ref.key,
+        summary=case.subject,
+        description=description,
+        priority_name=priority_name,
+        labels=labels,
+        components=context.create_components,
+        issue_type=context.issue_type,
+        mapping=context.mapping,
+    )
+    now = context.clock()
+    with store.transaction() as tx:
+        case = tx.get_case(number)
+        case.source = case.source.model_copy(update={"jira_key": ref.key, "jira_id": ref.id})
+        case.log(LogKind.NOTE, how, at=now, source_ref=issue_identity(ref.key))
+        tx.save_case(case)
+        tx.record(
+            LedgerEntry(
+                source=SOURCE,
+                location=f"jira-push:{ref.key}",
+                identity=issue_identity(ref.key),
+                decision=LedgerDecision.JIRA_ISSUE,
+                reason=how,
+                case_number=number,
+                recorded_at=now,
+                # What we sent: the next pull tells a person's edits in Jira apart from it.
+                detail={"snapshot": snapshot.model_dump(mode="json")},
+            )
+        )
+    logger.info("case %s: %s", number, how)
+
+
+# -- replies and feedback ----------------------------------------------------------------------
+
+
+def _state(store: CaseStore, number: str) -> PushState:
+    stored = store.watermark(push_state_name(number))
+    return PushState.model_validate_json(stored) if stored else PushState()
+
+
+def _save_state(store: CaseStore, number: str, state: PushState, now: datetime) -> None:
+    with store.transaction() as tx:
+        tx.set_watermark(push_state_name(number), state.model_dump_json(), now=now)
+
+
+def reply_ref(case_number: str, index: int) -> str:
+    """A stable reference to the case's index-th reply (the log is append-only)."""
+    return f"casedesk-reply:{case_number}:{index + 1}"
+
+
+def reply_comment(entry: LogEntry) -> str:
+    when = entry.at.isoformat(timespec="minutes")
+    return f"用户邮件回复 / Reply by email from {entry.actor} ({when}):\n\n{entry.text}"
+
+
+def _push_replies(
+    store: CaseStore,
+    client: JiraClient,
+    context: JiraPushContext,
+    case: Case,
+    report: JiraPushReport,
+) -> None:
+    assert case.number is not None and case.source.jira_key is not None
+    key, number = case.source.jira_key, case.number
+    replies = [entry for entry in case.process_log if entry.kind is LogKind.EMAIL_IN]
+    state = _state(store, number)
+    for index in range(state.replies, len(replies)):
+        ref = reply_ref(number, index)
+        already = state.pending == ref and any(ref in c.body_text for c in client.comments(key))
+        if not already:
+            state.pending = ref
+            _save_state(store, number, state, context.clock())
+            client.add_comment(
+                key, reply_comment(replies[index]), marker=f"{client.comment_marker} {ref}"
+            )
+            report.comments += 1
+        state.replies, state.pending = index + 1, None
+        _save_state(store, number, state, context.clock())
+
+
+def _push_feedback(
+    store: CaseStore,
+    client: JiraClient,
+    context: JiraPushContext,
+    case: Case,
+    report: JiraPushReport,
+) -> None:
+    feedback = case.feedback
+    if feedback is None or case.source.jira_key is None or case.number is None:
+        return
+    state = _state(store, case.number)
+    if state.feedback_at == feedback.at.isoformat():
+        return
+    name = context.feedback_transitions.get(feedback.outcome)
+    key = case.source.jira_key
+    if name is not None:
+        try:
+            client.transition(key, name)
+            report.transitions.append(f"{key}: {name} ({feedback.outcome.value})")
+        except JiraTransitionError as error:
+            # Usually the issue already moved (a person did it, or an earlier run that died
+            # before recording); nothing to retry.
+            logger.warning("case %s: %s", case.number, error)
+            report.problems.append(f"{case.number}: {error}")
+    state.feedback_at = feedback.at.isoformat()
+    _save_state(store, case.number, state, context.clock())
