@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_jira import jira_app, jira_summary
 from flows.cli_outbox import outbox_app
 from flows.cli_quarantine import mailbox_reconcile, quarantine_app
 from flows.cli_rules import rules_app
@@ -34,6 +35,7 @@ app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(rules_app, name="rules")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(jira_app, name="jira")
 mailbox_app.command("reconcile")(mailbox_reconcile)
 
 ConfigOption = Annotated[
@@ -111,6 +113,8 @@ def run(config: ConfigOption = None) -> None:
         typer.echo(f"  {decision}: {count}")
     for line in intake.quarantined:
         typer.echo(f"  quarantined {line}")
+    if report.jira is not None or report.jira_error:
+        typer.echo(jira_summary(report.jira, report.jira_error))
     typer.echo(
         f"outbox: {len(outbox.sent)} sent, {len(outbox.retrying)} waiting to retry, "
         f"{len(outbox.failed)} failed"

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from connectors.outbox_sender import SendReport
 from flows.intake import IntakeReport
 from flows.intake_flow import intake_flow
+from flows.jira_flow import JiraReport, jira_flow
 from flows.outbox_flow import outbox_flow
 
 __all__ = ["RunReport", "run_flow", "summary_markdown"]
@@ -21,6 +22,8 @@ __all__ = ["RunReport", "run_flow", "summary_markdown"]
 class RunReport(BaseModel):
     intake: IntakeReport
     outbox: SendReport
+    jira: JiraReport | None = None
+    jira_error: str | None = None
 
 
 def summary_markdown(report: RunReport) -> str:
@@ -41,6 +44,16 @@ def summary_markdown(report: RunReport) -> str:
     ]
     if intake.new_cases:
         lines += ["", "New cases: " + ", ".join(intake.new_cases)]
+    if report.jira is not None:
+        pull, push = report.jira.pull, report.jira.push
+        lines += [
+            "",
+            f"Jira: {pull.issues_read} issues read, {len(pull.new_cases)} new cases, "
+            f"{len(pull.updated_cases)} updated, {len(pull.skipped)} skipped, "
+            f"{len(push.created)} issues created, {push.comments} comments pushed",
+        ]
+    if report.jira_error:
+        lines += ["", f"Jira failed: {report.jira_error}"]
     if intake.quarantined:
         lines += ["", "## Quarantined (see `casedesk quarantine list`)", ""]
         lines += [f"- {item}" for item in intake.quarantined]
@@ -49,13 +62,29 @@ def summary_markdown(report: RunReport) -> str:
 
 @flow(name="casedesk-run")
 def run_flow(config: str | None = None) -> RunReport:
-    """Intake from every mailbox, then send what it queued."""
+    """Intake from every mailbox, sync Jira when enabled, then send what they queued."""
     intake = intake_flow(config)
+    jira, jira_error = _jira(config)
     outbox = outbox_flow(config)
-    report = RunReport(intake=intake, outbox=outbox)
+    report = RunReport(intake=intake, outbox=outbox, jira=jira, jira_error=jira_error)
     create_markdown_artifact(
         key="casedesk-run-summary",
         markdown=summary_markdown(report),
         description="What this casedesk run did",
     )
     return report
+
+
+def _jira(config: str | None) -> tuple[JiraReport | None, str | None]:
+    """The Jira sync when enabled; its failure (shown as a failed subflow) spares the outbox."""
+    from pathlib import Path
+
+    from flows.settings import load_settings
+
+    if not load_settings(Path(config) if config else None).jira.enabled:
+        return None, None
+    state = jira_flow(config, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        return None, str(result)
+    return result, None

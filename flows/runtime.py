@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from connectors.folder_mailer import FolderMailer
 from connectors.mailbox import Mailbox
@@ -13,6 +14,9 @@ from flows.intake import IntakeContext
 from flows.settings import FolderMailerSettings, MaildirMailboxSettings, Settings
 from mapping.errors import ConfigError
 from mapping.outgoing_mail import SenderIdentity
+
+if TYPE_CHECKING:
+    from connectors.jira_client import JiraClient
 
 __all__ = ["build_mailbox", "build_mailer", "intake_context", "open_store", "sender_identity"]
 
@@ -73,4 +77,32 @@ def intake_context(settings: Settings) -> IntakeContext:
         max_message_bytes=settings.max_message_bytes,
         # Read the rules now, once per run: a bad file stops the run before any mail is read.
         route_new_case=make_router(settings),
+    )
+
+
+def build_jira_client(settings: Settings) -> JiraClient:
+    """The Jira client for `settings.jira`; ConfigError naming the key when it is incomplete."""
+    from pydantic import ValidationError
+
+    from connectors.jira_client import JiraClient, JiraConnection  # only when Jira is on
+
+    jira = settings.jira
+    try:
+        connection = JiraConnection(
+            url=jira.url,
+            flavor=jira.flavor,
+            user=jira.user,
+            token=jira.token,
+            project=jira.project,
+            timeout=jira.timeout_seconds,
+            time_zone=jira.time_zone,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(["jira", *(str(part) for part in first["loc"])])
+        raise ConfigError(str(first["msg"]), key=key) from error
+    return JiraClient(
+        connection,
+        custom_fields=jira.mapping.custom_field_names,
+        comment_marker=jira.mapping.comment_marker,
     )
