@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mapping.case import Case, CaseStatus, LogKind
+from mapping.case import Case, CaseStatus, LogEntry, LogKind
 from mapping.rules.assignment import AssignmentState, resolve
 from mapping.rules.engine import RuleOutcome
 
@@ -43,8 +43,14 @@ def apply_outcome(
     case.tags = [*case.tags, *(tag for tag in outcome.tags if tag not in case.tags)]
     if outcome.related_system is not None:
         case.related_system = outcome.related_system
-    for decision in outcome.decisions:
-        case.log(LogKind.RULE, decision.text, at=at, actor=ACTOR)
+    # One assignment for all decisions: the Case validates the whole log on every assignment,
+    # and appending them one by one was half the cost of the rules at intake.
+    decisions = [
+        LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=decision.text)
+        for decision in outcome.decisions
+    ]
+    case.process_log = [*case.process_log, *decisions]
+    case.updated_at = max(case.updated_at, at)
     if outcome.owner is not None:
         owner = resolve(outcome.owner.spec, groups, state, now=at)
         case.owner = owner
