@@ -11,5 +11,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# pip's own notices about local package indexes of this machine are noise to a new user.
+quiet_pip() {
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
+quiet_pip --upgrade pip
+quiet_pip -e '.[dev]'
