@@ -1,0 +1,486 @@
+"""The Jira sync end to end: our pull and push against the stateful fake Jira on loopback (Cloud
+and Data Center, every request and response contract-checked) and a real case store (SQLite and
+PostgreSQL), then one real Prefect run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from pydantic import SecretStr
+
+from connectors.jira_client import JiraClient, JiraConnection
+from connectors.store import CaseStore, LedgerDecision
+from flows.cli import main
+from flows.jira_push import JiraPushContext, push, push_state_name, reply_ref
+from flows.jira_sync import JiraPull, JiraSyncContext, pull, watermark_name
+from flows.routing import CaseRouter
+from flows.runtime import sender_identity
+from flows.settings import Settings
+from mapping.case import (
+    Case,
+    CaseSource,
+    CaseStatus,
+    Feedback,
+    FeedbackOutcome,
+    LogKind,
+    Person,
+    Priority,
+    SourceKind,
+)
+from mapping.errors import JiraAuthError, JiraRateLimitError
+from mapping.jira_issue import JiraMapping
+from mapping.rules import RuleEngine, load_rules
+from tests.support import jira_openapi
+from tests.support.fake_jira import FakeJira
+
+Flavor = Literal["cloud", "dc"]
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+MAPPING = JiraMapping(customer_email_field="Customer Email", solution_field="Solution")
+
+
+@pytest.fixture(autouse=True)
+def _specs() -> None:
+    jira_openapi.require_specs()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@dataclass
+class World:
+    """A fake Jira, a store, one clock, and the sync's contexts, as the flow would build them."""
+
+    fake: FakeJira
+    store: CaseStore
+    clock: Clock
+    settings: Settings
+    sleeps: list[float] = field(default_factory=list)
+
+    def client(self, token: str | None = None, max_retries: int = 2) -> JiraClient:
+        connection = JiraConnection(
+            url=self.fake.url,
+            flavor=self.fake.flavor,
+            user=self.fake.user,
+            token=SecretStr(token or self.fake.token),
+            project="SUP",
+            time_zone="Asia/Shanghai",  # known zone: no /myself per run
+        )
+        return JiraClient(
+            connection,
+            custom_fields=MAPPING.custom_field_names,
+            comment_marker=MAPPING.comment_marker,
+            max_retries=max_retries,
+            sleep=self.sleeps.append,
+            clock=self.clock,
+        )
+
+    def sync_context(self, page_size: int = 100) -> JiraSyncContext:
+        rules = load_rules(None)
+        router = CaseRouter(
+            rules=rules,
+            engine=RuleEngine(rules, self.settings.zone),
+            zone=self.settings.zone,
+            identity=sender_identity(self.settings),
+            clock=self.clock,
+        )
+        return JiraSyncContext(
+            project="SUP",
+            mapping=MAPPING,
+            identity=sender_identity(self.settings),
+            zone=self.settings.zone,
+            flavor=self.fake.flavor,
+            page_size=page_size,
+            route=router.route,
+            clock=self.clock,
+        )
+
+    def push_context(self) -> JiraPushContext:
+        return JiraPushContext(
+            project="SUP",
+            mapping=MAPPING,
+            priority_names={Priority.P0: "Highest", Priority.P1: "High", Priority.P2: "Medium"},
+            create_components=["Web"],
+            feedback_transitions={
+                FeedbackOutcome.RESOLVED: "Close",
+                FeedbackOutcome.UNRESOLVED: "Reopen",
+            },
+            clock=self.clock,
+        )
+
+    def pull(self, page_size: int = 100) -> Any:
+        with self.client() as client:
+            return pull(self.store, client, self.sync_context(page_size))
+
+    def push(self) -> Any:
+        with self.client() as client:
+            return push(self.store, client, self.push_context())
+
+    def case_for(self, key: str) -> Case:
+        with self.store.transaction() as tx:
+            case = tx.case_by_jira_key(key)
+        assert case is not None, key
+        return case
+
+
+@pytest.fixture(params=["cloud", "dc"])
+def flavor(request: pytest.FixtureRequest) -> Flavor:
+    value: Flavor = request.param
+    return value
+
+
+@pytest.fixture
+def world(flavor: Flavor, store_url: str, tmp_path: Path) -> Iterator[World]:
+    clock = Clock()
+    settings = Settings(data_dir=tmp_path, database_url=store_url)
+    with FakeJira(flavor, validate=True, clock=clock, time_zone="Asia/Shanghai") as fake:
+        fake.add_custom_field("Solution", "string")
+        fake.set_transitions(
+            {
+                "Start Progress": "In Progress",
+                "Resolve": "Done",
+                "Close": "Closed",
+                "Reopen": "To Do",
+            }
+        )
+        fake.add_status("Closed", "done")
+        store = CaseStore.open(store_url)
+        try:
+            yield World(fake, store, clock, settings)
+        finally:
+            store.close()
+        assert fake.contract_violations == []
+        assert fake.request_violations == []
+
+
+def feedback_mails(store: CaseStore) -> list[str]:
+    return [item.key for item in store.outbox_items() if item.kind == "feedback_request"]
+
+
+# -- pull --------------------------------------------------------------------------------------
+
+
+def test_first_sync_creates_cases_and_the_second_is_a_no_op(world: World) -> None:
+    keys = world.fake.add_issues(60, end=world.clock.now, comment_ratio=0.3)
+    first = world.pull(page_size=25)
+    assert len(first.new_cases) == 60 and first.skipped == []
+    cases = world.store.list_cases()
+    assert sorted(c.source.jira_key or "" for c in cases) == sorted(keys)
+    assert all(c.source.kind is SourceKind.JIRA and c.number for c in cases)
+    assert len(world.store.ledger_entries(decision=LedgerDecision.JIRA_ISSUE)) == 60
+    assert world.store.watermark(watermark_name("SUP")) is not None
+    # an initial import asks nobody for feedback about issues resolved long ago
+    assert feedback_mails(world.store) == []
+
+    world.fake.reset_counts()
+    second = world.pull(page_size=25)
+    assert second.new_cases == [] and second.updated_cases == []
+    assert world.fake.total_requests <= 2, world.fake.requests  # /field and one search page
+    assert len(world.store.list_cases()) == 60
+
+
+def test_rules_route_new_cases_unless_a_person_triaged_them(world: World) -> None:
+    mia = world.fake.people[1]
+    world.fake.add_issue("系统报错，无法登录", assignee=mia, priority="Highest")
+    world.fake.add_issue("How do I export a report?")
+    world.pull()
+    triaged, untriaged = world.case_for("SUP-1"), world.case_for("SUP-2")
+    assert triaged.owner == mia.email and triaged.priority is Priority.P0
+    assert any("triaged by a person in Jira" in e.text for e in triaged.process_log)
+    assert any(e.kind is LogKind.RULE for e in untriaged.process_log)
+
+
+def test_changes_in_jira_flow_into_the_case(world: World) -> None:
+    world.fake.add_issue("导出报表超时", description="导出 Q1 报表 30 秒后失败")
+    world.pull()
+    case = world.case_for("SUP-1")
+    assert case.status in (CaseStatus.NEW, CaseStatus.TRIAGE)
+
+    world.clock.advance(minutes=5)
+    issue = world.fake.issues["SUP-1"]
+    issue.assignee = world.fake.people[2]
+    issue.status = "In Progress"
+    issue.priority = "High"
+    issue.custom[world.fake.custom_field_id("Solution")] = "重启导出服务"
+    world.fake.add_comment("SUP-1", "日志显示数据库超时", author=world.fake.people[3])
+    world.fake.touch("SUP-1")
+    report = world.pull()
+    assert report.updated_cases == [case.number]
+
+    case = world.case_for("SUP-1")
+    assert case.owner == world.fake.people[2].email
+    assert case.status is CaseStatus.IN_PROGRESS and case.priority is Priority.P1
+    assert case.solution == "重启导出服务"
+    comments = [e for e in case.process_log if e.kind is LogKind.COMMENT]
+    assert [(c.actor, c.text) for c in comments] == [
+        (world.fake.people[3].email, "日志显示数据库超时")
+    ]
+
+
+def test_more_than_20_comments_are_all_fetched(world: World) -> None:
+    world.fake.add_issue("Many comments")
+    for n in range(27):
+        world.fake.add_comment("SUP-1", f"step {n}", created=T0 + timedelta(minutes=n))
+    report = world.pull()
+    assert report.comment_fetches == 1
+    case = world.case_for("SUP-1")
+    texts = [e.text for e in case.process_log if e.kind is LogKind.COMMENT]
+    assert texts == [f"step {n}" for n in range(27)]
+
+
+def test_a_rate_limit_fails_the_batch_and_the_next_run_resumes(world: World) -> None:
+    keys = world.fake.add_issues(250, end=world.clock.now)
+    search = "/rest/api/3/search/jql" if world.fake.flavor == "cloud" else "/rest/api/2/search"
+    with world.client() as client:
+        puller = JiraPull(world.store, client, world.sync_context(page_size=100))
+        pages = puller.pages()
+        puller.apply_page(next(pages))
+        world.fake.inject(429, count=10, headers={"Retry-After": "3"}, path=search)
+        with pytest.raises(JiraRateLimitError, match="resumes from the stored watermark"):
+            for page in pages:
+                puller.apply_page(page)
+    assert world.sleeps == [3.0, 3.0]  # Retry-After honoured, bounded
+    done = len(world.store.list_cases())
+    assert 0 < done < 250
+    stored = world.store.watermark(watermark_name("SUP"))
+    assert stored is not None
+
+    world.fake._faults.clear()
+    world.fake.reset_counts()
+    report = world.pull()
+    assert len(world.store.list_cases()) == 250
+    assert sorted(c.source.jira_key or "" for c in world.store.list_cases()) == sorted(keys)
+    assert report.issues_read - report.already_seen == 250 - done  # from the watermark on
+    assert world.fake.count(path_prefix=search) <= 3
+
+
+def test_wrong_credentials_name_the_url_and_user(world: World) -> None:
+    world.fake.add_issues(3)
+    with (
+        world.client(token="wrong-token") as client,
+        pytest.raises(JiraAuthError) as caught,
+    ):
+        pull(world.store, client, world.sync_context())
+    message = str(caught.value)
+    assert world.fake.url in message
+    if world.fake.flavor == "cloud":
+        assert world.fake.user in message
+    assert world.fake.total_requests == 1  # no retry storm
+    assert world.store.list_cases() == []
+
+
+def test_malformed_issues_are_skipped_listed_and_the_rest_go_on(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.fake.add_status("Mystery", "indeterminate")
+    world.fake.add_issue("fine one")
+    world.fake.add_issue("odd one", status="Mystery")
+    world.fake.add_issue("fine two")
+    report = world.pull()
+    assert len(report.new_cases) == 2
+    assert len(report.skipped) == 1 and "SUP-2" in report.skipped[0]
+    assert "unknown status 'Mystery'" in report.skipped[0]
+    skipped = world.store.ledger_entries(decision=LedgerDecision.SKIPPED)
+    assert [e.location.split("@")[0] for e in skipped] == ["jira:SUP-2"]
+    assert world.pull().skipped == []  # the same version is not retried every run
+
+    config = tmp_path / "casedesk.toml"
+    config.write_text(f'database_url = "{world.settings.database_url}"\n', encoding="utf-8")
+    assert main(["jira", "skipped", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "SUP-2@" in out and "unknown status 'Mystery'" in out
+
+    # fixed in Jira: the next version goes through
+    world.clock.advance(minutes=3)
+    world.fake.issues["SUP-2"].status = "In Progress"
+    world.fake.touch("SUP-2")
+    assert world.pull().new_cases != []
+
+
+def test_issues_edited_mid_sync_are_not_skipped(world: World) -> None:
+    keys = world.fake.add_issues(300, end=world.clock.now)
+    seen: list[str] = []
+    with world.client() as client:
+        puller = JiraPull(world.store, client, world.sync_context(page_size=50))
+        for n, page in enumerate(puller.pages()):
+            puller.apply_page(page)
+            seen += [issue.key for issue in page]
+            if n in (1, 3):
+                # Someone edits issues already read: they move to the end of the ordering.
+                world.clock.advance(seconds=1)
+                for key in seen[n * 10 : n * 10 + 3]:
+                    world.fake.touch(key)
+    assert set(seen) == set(keys)
+    assert len(world.store.list_cases()) == 300
+
+
+# -- resolved in Jira ---------------------------------------------------------------------------
+
+
+def test_resolved_in_jira_queues_the_feedback_request_once_per_round(world: World) -> None:
+    world.fake.add_issue("Cannot log in", custom={"Customer Email": "zhang@example.cn"})
+    world.pull()
+    number = world.case_for("SUP-1").number
+
+    for status in ("In Progress", "Done"):
+        world.clock.advance(minutes=3)
+        world.fake.issues["SUP-1"].status = status
+        world.fake.touch("SUP-1")
+        world.pull()
+    assert feedback_mails(world.store) == [f"{number}/feedback_request/1"]
+    [mail] = world.store.outbox_items()
+    assert mail.recipients == ["zhang@example.cn"]
+
+    world.clock.advance(minutes=3)
+    world.fake.add_comment("SUP-1", "Deployed the fix")  # another version, still resolved
+    world.pull()
+    assert len(feedback_mails(world.store)) == 1
+
+    for status in ("To Do", "Done"):  # reopened in Jira, then resolved again: round 2
+        world.clock.advance(minutes=3)
+        world.fake.issues["SUP-1"].status = status
+        world.fake.touch("SUP-1")
+        world.pull()
+    assert feedback_mails(world.store) == [
+        f"{number}/feedback_request/1",
+        f"{number}/feedback_request/2",
+    ]
+    statuses = [e.text for e in world.case_for("SUP-1").process_log if e.kind is LogKind.STATUS]
+    assert "resolved -> reopened: Jira status To Do" in statuses
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+
+def email_case(store: CaseStore, clock: Clock, subject: str = "打印机报错") -> str:
+    case = Case(
+        subject=subject,
+        description="打印时提示错误 0x42",
+        submitter=Person(name="张三", email="zhang@example.cn"),
+        priority=Priority.P1,
+        source=CaseSource(kind=SourceKind.EMAIL, mailbox="support"),
+        created_at=clock.now,
+        updated_at=clock.now,
+    )
+    with store.transaction() as tx:
+        tx.add_case(case, month=clock.now.date())
+    assert case.number is not None
+    return case.number
+
+
+class Crash(Exception):
+    pass
+
+
+def test_push_creates_one_issue_even_after_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    number = email_case(world.store, world.clock)
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise Crash("the process died after Jira created the issue")
+
+    with world.client() as client:
+        monkeypatch.setattr(client, "set_property", crash)
+        with pytest.raises(Crash):
+            push(world.store, client, world.push_context())
+    assert world.store.get_case(number).source.jira_key is None
+    assert len(world.fake.issues) == 1
+
+    report = world.push()
+    assert report.created == [] and report.found_existing == [f"{number} -> SUP-1"]
+    assert len(world.fake.issues) == 1
+    issue = world.fake.issues["SUP-1"]
+    assert f"casedesk-{number}" in issue.labels and issue.priority == "High"
+    assert issue.components == ["Web"] and issue.properties["casedesk"] == {"case": number}
+    case = world.store.get_case(number)
+    assert case.source.jira_key == "SUP-1"
+    assert world.push().created == []  # nothing pending any more
+
+    # Reading our own issue back changes nothing casedesk decided.
+    world.pull()
+    assert world.store.get_case(number).priority is Priority.P1
+    assert world.store.get_case(number).owner is None
+
+
+def test_replies_become_comments_and_are_not_imported_back(world: World) -> None:
+    number = email_case(world.store, world.clock)
+    world.push()
+    world.pull()
+
+    world.clock.advance(minutes=2)
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.log(
+            LogKind.EMAIL_IN,
+            "reply from zhang@example.cn: 换了驱动还是不行",
+            at=world.clock.now,
+            actor="zhang@example.cn",
+        )
+        tx.save_case(case)
+    first = world.push()
+    again = world.push()
+    assert first.comments == 1 and again.comments == 0
+    comments = world.fake.issues["SUP-1"].comments
+    assert len(comments) == 1
+    body = comments[0].body if isinstance(comments[0].body, str) else str(comments[0].body)
+    assert "换了驱动还是不行" in body and reply_ref(number, 0) in body
+
+    world.clock.advance(minutes=1)
+    world.pull()
+    case = world.store.get_case(number)
+    assert [e for e in case.process_log if e.kind is LogKind.COMMENT] == []  # no echo
+
+
+def test_a_reply_posted_before_a_crash_is_not_posted_twice(world: World) -> None:
+    number = email_case(world.store, world.clock)
+    world.push()
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.log(LogKind.EMAIL_IN, "reply: still broken", at=world.clock.now, actor="zhang")
+        tx.save_case(case)
+        # As a run that died right after posting leaves it: pending, not counted.
+        tx.set_watermark(push_state_name(number), f'{{"pending": "{reply_ref(number, 0)}"}}')
+    with world.client() as client:
+        client.add_comment(
+            "SUP-1", "reply: still broken", marker=f"[casedesk] {reply_ref(number, 0)}"
+        )
+    assert world.push().comments == 0
+    assert len(world.fake.issues["SUP-1"].comments) == 1
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [(FeedbackOutcome.RESOLVED, "Closed"), (FeedbackOutcome.UNRESOLVED, "To Do")],
+)
+def test_feedback_transitions_the_issue(
+    world: World, outcome: FeedbackOutcome, status: str
+) -> None:
+    number = email_case(world.store, world.clock)
+    world.push()
+    world.fake.issues["SUP-1"].status = "Done"
+    world.clock.advance(minutes=1)
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.feedback = Feedback(
+            outcome=outcome, words="好了" if outcome else "", at=world.clock.now
+        )
+        case.log(LogKind.FEEDBACK, outcome.value, at=world.clock.now)
+        tx.save_case(case)
+    report = world.push()
+    assert world.fake.issues["SUP-1"].status == status
+    assert len(report.transitions) == 1
+    assert world.push().transitions == []  # once
