@@ -62,6 +62,7 @@ def sender_identity(settings: Settings) -> SenderIdentity:
         message_id_domain=outgoing.message_id_domain,
         signing_secret=outgoing.signing_secret,
         timezone=settings.timezone,
+        default_language=settings.default_language.value,
     )
 
 
