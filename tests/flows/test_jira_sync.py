@@ -484,3 +484,36 @@ def test_feedback_transitions_the_issue(
     assert world.fake.issues["SUP-1"].status == status
     assert len(report.transitions) == 1
     assert world.push().transitions == []  # once
+
+
+# -- one real Prefect run -----------------------------------------------------------------------
+
+
+@pytest.mark.prefect
+def test_run_flow_syncs_jira_between_intake_and_outbox(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    from flows.run_flow import run_flow
+
+    with FakeJira("cloud", validate=True, time_zone="UTC") as fake:
+        fake.add_issues(12)
+        config = tmp_path / "casedesk.toml"
+        config.write_text(
+            "[outgoing]\n"
+            'from_address = "support@example.com"\nmessage_id_domain = "example.com"\n'
+            "[jira]\n"
+            f'enabled = true\nurl = "{fake.url}"\nflavor = "cloud"\nuser = "{fake.user}"\n'
+            f'token = "{fake.token}"\nproject = "SUP"\ntime_zone = "UTC"\n'
+            "[jira.mapping]\n"
+            'customer_email_field = "Customer Email"\n',
+            encoding="utf-8",
+        )
+        first = run_flow(str(config))
+        assert first.jira is not None and first.jira_error is None
+        assert len(first.jira.pull.new_cases) == 12
+
+        fake.inject(401, count=1)
+        failed = run_flow(str(config))
+        assert failed.jira is None and failed.jira_error is not None
+        assert fake.url in failed.jira_error
+        assert fake.contract_violations == []
