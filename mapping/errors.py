@@ -11,12 +11,24 @@
     ├── MailboxError                   reading or marking mail failed (mailbox, folder, uid)
     │   └── MailboxLoginError          the server refused the login (host, user, server answer)
     ├── MessageParseError              a message could not be parsed (location, reason)
+    ├── ComposeError*                  an outgoing mail cannot be rendered (kind, case, template)
+    │   └── InvalidAddress*            a recipient or sender address we refuse to write
     ├── MailerError                    sending failed (outbox id, recipient, server answer)
     │   ├── TransientSendError         4xx or connection trouble: retried later
+    │   │   └── MailerUnavailable**    the SMTP server cannot be reached: the batch waits
     │   └── PermanentSendError         5xx: marked failed, shown by `casedesk outbox list`
+    ├── JiraMappingError***            a Jira issue that cannot become a case: skipped, listed
     └── JiraError                      Jira refused or failed (URL, issue key)
         ├── JiraAuthError              401/403: credentials or permissions (URL, user)
-        └── JiraRateLimitError         429/503 after the bounded retries
+        ├── JiraRateLimitError         429/503 after the bounded retries
+        ├── JiraRequestError†          another 4xx/5xx answer (status)
+        ├── JiraNotFoundError†         no such issue or project
+        ├── JiraGoneError†             410: an API Jira has removed (Cloud's old /search)
+        ├── JiraTransitionError†       no transition of that name from the issue's status
+        └── JiraConnectionError†       Jira could not be reached
+
+Defined beside the code that raises them: * mapping.outgoing_mail, ** connectors.smtp_mailer,
+*** mapping.jira_issue, † connectors.jira_client.
 
 A bad item (one mail, one issue) is quarantined with its reason and the run goes on; a bad
 configuration stops the run before it touches anything.
