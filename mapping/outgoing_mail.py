@@ -69,7 +69,7 @@ USER_KINDS = frozenset(
     {"confirmation", "progress", "feedback_request", "feedback_reminder", "closed_without_answer"}
 )
 #: Mail to the team about one case (steps 2 and 4): the submitter is masked.
-TEAM_KINDS = frozenset({"assignment", "escalation"})
+TEAM_KINDS = frozenset({"assignment", "escalation", "triage_notice"})
 #: Mail to the team over several cases (steps 4 and 6): masked, `compose_digest`.
 DIGEST_KINDS = frozenset({"lead_digest", "team_digest"})
 
