@@ -4,7 +4,7 @@
 no restart) and refuses a bad one with RulesError before any mail is read. The router it returns
 is `IntakeContext.route_new_case`: it evaluates the rules, writes the decisions to the case,
 assigns (round-robin state and open-case counts come from the same transaction as the case), and
-queues a notice to the lead (triage) or to the owner (assignment) when that template exists.
+queues a notice to the lead (triage) or to the owner and collaborators (assignment).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from connectors.store import StoreTransaction
 from flows.settings import Settings
 from mapping.case import Case
-from mapping.outgoing_mail import SenderIdentity
+from mapping.outgoing_mail import SenderIdentity, compose
 from mapping.parsed_email import ParsedEmail
 from mapping.rules import (
     ReportFacts,
@@ -29,19 +29,13 @@ from mapping.rules import (
     facts_from_email,
     load_rules,
 )
-from templates import TEMPLATES_DIR
 
-__all__ = ["ASSIGNMENT_NOTICE", "TRIAGE_NOTICE", "CaseRouter", "make_router", "template_exists"]
+__all__ = ["ASSIGNMENT_NOTICE", "TRIAGE_NOTICE", "CaseRouter", "make_router"]
 
 logger = logging.getLogger(__name__)
 
 TRIAGE_NOTICE = "triage_notice"
 ASSIGNMENT_NOTICE = "assignment"
-
-
-def template_exists(kind: str, language: str) -> bool:
-    """Notice templates are written by the templates work; until one exists we only log."""
-    return (TEMPLATES_DIR / "email" / language / f"{kind}.txt.j2").is_file()
 
 
 @dataclass
@@ -54,7 +48,6 @@ class CaseRouter:
     identity: SenderIdentity
     lead_address: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    has_template: Callable[[str, str], bool] = template_exists
 
     def __call__(self, tx: StoreTransaction, case: Case, parsed: ParsedEmail) -> None:
         """The intake hook: route a new email case before it is stored."""
@@ -76,21 +69,10 @@ class CaseRouter:
         if not recipients:
             logger.info("case %s: %s has nobody to go to (no address)", case.subject, kind)
             return
-        if not self.has_template(kind, case.language.value):
-            logger.info(
-                "case %r: no %s template for %s yet; %s not mailed",
-                case.subject,
-                kind,
-                case.language.value,
-                ", ".join(recipients),
-            )
-            return
         if case.number is None:
             # The notice names the case, so number it now, as the store would when adding it:
             # by the team's local month of intake (add_case keeps a number already set).
             case.number = tx.allocate_case_number(case.created_at.astimezone(self.zone).date())
-        from mapping.outgoing_mail import compose  # only once a notice template exists
-
         now = self.clock()
         mail = compose(kind, case, recipients=recipients, identity=self.identity, now=now)
         tx.queue(mail, now=now)

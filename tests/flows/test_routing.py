@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -61,7 +62,6 @@ def settings_with(tmp_path: Path, rules: str) -> Settings:
 def router(tmp_path: Path, rules: str) -> CaseRouter:
     made = make_router(settings_with(tmp_path, rules))
     made.clock = lambda: NOW
-    made.has_template = lambda kind, language: False  # notices: see test_triage_and_notices
     return made
 
 
@@ -132,6 +132,12 @@ def test_an_assigned_case_is_logged_and_moves_to_assigned(store: CaseStore, tmp_
         "collaborator ops1@example.com by rule servers: round robin in group ops; matched '服务器'",
     ) in entries
     assert (LogKind.STATUS, "new -> assigned: owner by rule") in entries
+    # The owner and the collaborator are told, in one mail that names the case.
+    [notice] = store.outbox_items()
+    assert notice.kind == "assignment"
+    assert notice.recipients == ["a@example.com", "ops1@example.com"]
+    assert notice.case_number == stored.number
+    assert f"[Case {stored.number}]" in notice.subject
 
 
 def test_triage_and_notices(store: CaseStore, tmp_path: Path) -> None:
@@ -144,7 +150,22 @@ def test_triage_and_notices(store: CaseStore, tmp_path: Path) -> None:
     assert [e.text for e in stored.process_log if e.kind is LogKind.STATUS] == [
         "new -> triage: type unclear: the lead judges"
     ]
-    # No template (here: none found), so nothing is queued: the notice is only logged.
+    # The lead is told (seed step 1: "if unclear, hand it to a senior engineer"); the mail to
+    # the team shows the submitter masked.
+    [notice] = store.outbox_items()
+    assert (notice.kind, notice.recipients) == ("triage_notice", ["lead@example.com"])
+    assert notice.case_number == stored.number
+    message = message_from_bytes(notice.content, policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert stored.number in text and "张*" in text and "张三" not in text
+
+
+def test_without_a_lead_address_the_triage_notice_is_only_logged(
+    store: CaseStore, tmp_path: Path
+) -> None:
+    routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
+    case = route_and_store(store, routing, "你好，麻烦看一下", 0)
+    assert store.get_case(case.number or "").status is CaseStatus.TRIAGE
     assert store.outbox_items() == []
 
 
