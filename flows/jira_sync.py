@@ -70,7 +70,9 @@ FEEDBACK_REQUEST = "feedback_request"
 class RouteHook(Protocol):
     """Applies the rules to a new Jira-born case (flows.routing.CaseRouter.route fits)."""
 
-    def __call__(self, tx: StoreTransaction, case: Case, facts: ReportFacts) -> object: ...
+    def __call__(
+        self, tx: StoreTransaction, case: Case, facts: ReportFacts, *, notify: bool = True
+    ) -> object: ...
 
 
 def watermark_name(project: str) -> str:
@@ -281,7 +283,9 @@ class JiraPull:
                     jira_priority=mapped.priority_name,
                     triaged_by_person=mapped.triaged_by_person,
                 )
-                context.route(tx, case, facts)
+                # The first import brings in a project's history: route it, but tell nobody
+                # about hundreds of old issues at once.
+                context.route(tx, case, facts, notify=self.incremental)
             add_comments(case, mapped.comments)
             assert mapped.snapshot.status is not None
             walk_status(

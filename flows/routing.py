@@ -53,11 +53,18 @@ class CaseRouter:
         """The intake hook: route a new email case before it is stored."""
         self.route(tx, case, facts_from_email(case, parsed))
 
-    def route(self, tx: StoreTransaction, case: Case, facts: ReportFacts) -> Routing:
-        """Route any case by its facts (the Jira intake calls this with `facts_from_case`)."""
+    def route(
+        self, tx: StoreTransaction, case: Case, facts: ReportFacts, *, notify: bool = True
+    ) -> Routing:
+        """Route any case by its facts (the Jira intake calls this with `facts_from_case`).
+
+        With `notify=False` the decisions are made and logged but nobody is mailed (a first
+        import of a Jira project's history)."""
         now = self.clock()
         outcome = self.engine.evaluate(facts)
         routing = apply_outcome(case, outcome, groups=self.rules.groups, state=tx, at=now)
+        if not notify:
+            return routing
         if routing.needs_triage:
             self._notify(tx, case, TRIAGE_NOTICE, [self.lead_address] if self.lead_address else [])
         elif routing.owner is not None and facts.manual is None:

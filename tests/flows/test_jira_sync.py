@@ -95,6 +95,7 @@ class World:
             engine=RuleEngine(rules, self.settings.zone),
             zone=self.settings.zone,
             identity=sender_identity(self.settings),
+            lead_address=self.settings.outgoing.lead_address,
             clock=self.clock,
         )
         return JiraSyncContext(
@@ -201,6 +202,22 @@ def test_rules_route_new_cases_unless_a_person_triaged_them(world: World) -> Non
     assert triaged.owner == mia.email and triaged.priority is Priority.P0
     assert any("triaged by a person in Jira" in e.text for e in triaged.process_log)
     assert any(e.kind is LogKind.RULE for e in untriaged.process_log)
+
+
+def test_the_first_import_tells_nobody_and_later_issues_reach_the_lead(world: World) -> None:
+    world.settings.outgoing.lead_address = "lead@example.com"
+    world.fake.add_issue("你好，麻烦看一下")
+    world.fake.add_issue("Hello, please have a look")
+    world.pull()
+    assert {case.status for case in world.store.list_cases()} == {CaseStatus.TRIAGE}
+    assert world.store.outbox_items() == []
+
+    world.clock.advance(minutes=5)
+    world.fake.add_issue("你好，麻烦看一下这个")
+    world.pull()
+    [notice] = world.store.outbox_items()
+    assert (notice.kind, notice.recipients) == ("triage_notice", ["lead@example.com"])
+    assert notice.case_number == world.case_for("SUP-3").number
 
 
 def test_changes_in_jira_flow_into_the_case(world: World) -> None:
