@@ -14,6 +14,10 @@ Typical use (the pytest fixtures in ``servers_plugin`` do this once per session)
     uid = server.append("alice", "INBOX", raw_bytes)
     ...
     server.close()
+
+With ``DovecotServer(tls=make_tls_files(folder))`` it also speaks TLS: STARTTLS on ``.port``
+(plaintext logins stay allowed there, so ``plain`` clients keep working) and implicit TLS on
+``.ssl_port`` (imaps). Without ``tls`` the config is the plaintext one, as fast as ever.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from tests.support.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +162,18 @@ class DovecotServer:
 
     separator = "/"
 
-    def __init__(self, binary: str | None = None, root: Path | None = None) -> None:
+    def __init__(
+        self, binary: str | None = None, root: Path | None = None, tls: TlsFiles | None = None
+    ) -> None:
         found = binary or find_dovecot()
         if found is None:
             raise DovecotError(f"dovecot binary not found; {DOVECOT_HINT}")
         self.binary: str = found
         self.host = "127.0.0.1"
         self.port = 0
+        # The imaps (implicit TLS) port; 0 while not started and always 0 without ``tls``.
+        self.ssl_port = 0
+        self.tls = tls
         self._own_root = root is None
         # mkdtemp under the system temp dir unless that is too long for Dovecot's sockets.
         parent = tempfile.gettempdir()
@@ -177,6 +188,7 @@ class DovecotServer:
         self.log_path = self.root / "dovecot.log"
         self._stderr_path = self.root / "dovecot.stderr"
         self._config_path = self.root / "dovecot.conf"
+        self._tls_dir = self.root / "tls"
         self._users: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._starts = 0
@@ -202,26 +214,37 @@ class DovecotServer:
         if self.running:
             raise DovecotError("dovecot is already running")
         if self.port:
-            self._start_once(self.port)
+            self._start_once(self.port, self.ssl_port)
             return
         last_error: DovecotError | None = None
         for _attempt in range(3):
             port = free_port(self.host)
+            ssl_port = self._free_ssl_port(port) if self.tls is not None else 0
             try:
-                self._start_once(port)
+                self._start_once(port, ssl_port)
                 return
             except DovecotError as error:
                 last_error = error
-                self.port = 0  # never started: the next start() picks a port again
+                # never started: the next start() picks ports again
+                self.port = self.ssl_port = 0
                 if "Address already in use" not in str(error):
                     raise
                 log.warning("dovecot port %d was taken, retrying on another", port)
         assert last_error is not None
         raise last_error
 
-    def _start_once(self, port: int) -> None:
+    def _free_ssl_port(self, port: int) -> int:
+        # Two quick free_port() calls can hand out the same port once it is released.
+        for _attempt in range(10):
+            ssl_port = free_port(self.host)
+            if ssl_port != port:
+                return ssl_port
+        raise DovecotError(f"no second free port next to {port}")
+
+    def _start_once(self, port: int, ssl_port: int) -> None:
         self._starts += 1
         self.port = port
+        self.ssl_port = ssl_port
         # A fresh base_dir per start: a stale anvil-auth-penalty socket left by the previous
         # run makes the next logins wait 5 s (measured).
         base_dir = self.root / f"r{self._starts}"
@@ -248,10 +271,11 @@ class DovecotServer:
             self._terminate()
             raise
         log.info(
-            "dovecot pid %d listening on %s:%d (started in %.3f s, root %s)",
+            "dovecot pid %d listening on %s:%d%s (started in %.3f s, root %s)",
             self._proc.pid,
             self.host,
             self.port,
+            f" and imaps {self.ssl_port}" if self.ssl_port else "",
             time.monotonic() - started,
             self.root,
         )
@@ -363,6 +387,22 @@ class DovecotServer:
         self._chown(self.mail_root)
         (self.root / "state").mkdir(mode=0o755, exist_ok=True)
         self.users_dir.mkdir(mode=0o755, exist_ok=True)
+        if self.tls is not None:
+            self._copy_tls_files(self.tls)
+
+    def _copy_tls_files(self, tls: TlsFiles) -> None:
+        # Dovecot gets its own copies inside its root, whose folders were made traversable
+        # above, so every file its config names lives there and outlives the caller's
+        # folder. The key can stay 0600, owned by whoever starts Dovecot: "<file" settings
+        # are read by the config process as that user (root, or the rootless user), never by
+        # the login processes (dovenull); measured: a root-owned 0600 key works.
+        self._tls_dir.mkdir(mode=0o755, exist_ok=True)
+        cert, key = self._tls_dir / "server.pem", self._tls_dir / "server.key"
+        shutil.copyfile(tls.cert, cert)
+        cert.chmod(0o644)
+        key.touch(mode=0o600)
+        key.chmod(0o600)
+        shutil.copyfile(tls.key, key)
 
     def _chown(self, path: Path) -> None:
         if not self._rootless:
@@ -383,6 +423,26 @@ class DovecotServer:
         else:
             no_chroot = ""
             users = "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
+        if self.tls is None:
+            ssl_settings = "ssl = no\n"
+            imaps_listener = "  inet_listener imaps {\n    port = 0\n  }\n"
+        else:
+            # ssl = yes, not "required": plaintext logins stay allowed on the imap port, so the
+            # same server answers plain, STARTTLS and imaps clients. ssl_dh is not needed with
+            # the EC key from tests.support.tls (ECDHE, and TLS 1.3, need no DH parameters).
+            ssl_settings = (
+                "ssl = yes\n"
+                f"ssl_cert = <{self._tls_dir / 'server.pem'}\n"
+                f"ssl_key = <{self._tls_dir / 'server.key'}\n"
+                "ssl_min_protocol = TLSv1.2\n"
+            )
+            imaps_listener = (
+                "  inet_listener imaps {\n"
+                f"    address = {self.host}\n"
+                f"    port = {self.ssl_port}\n"
+                "    ssl = yes\n"
+                "  }\n"
+            )
         config = f"""\
 # Written by tests/support/dovecot.py; reads nothing from /etc/dovecot.
 base_dir = {base_dir}
@@ -391,8 +451,7 @@ instance_name = casedesk-test-{os.getpid()}-{id(self):x}-{self._starts}
 log_path = {self.log_path}
 protocols = imap
 listen = {self.host}
-ssl = no
-disable_plaintext_auth = no
+{ssl_settings}disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
 {users}first_valid_uid = 1
@@ -416,10 +475,7 @@ service imap-login {{
     address = {self.host}
     port = {self.port}
   }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
+{imaps_listener}}}
 # Without this block, failed logins make later good logins from 127.0.0.1 wait up to 15 s.
 service anvil {{
 {no_chroot}  unix_listener anvil-auth-penalty {{

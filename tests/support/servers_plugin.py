@@ -4,6 +4,12 @@ Load with ``pytest_plugins = ["tests.support.servers_plugin"]`` (or ``-p``). Fix
 
 - ``dovecot`` (session): one Dovecot for the whole run; about 30 ms to start.
 - ``imap_user`` (function): a fresh user with an empty mailbox on that Dovecot.
+- ``tls_files`` (session): a throwaway CA and a certificate for 127.0.0.1/localhost
+  (``tests.support.tls``).
+- ``dovecot_tls`` (session): a second Dovecot that also speaks TLS: STARTTLS (or plain) on
+  ``.port``, imaps on ``.ssl_port``, its certificate signed by ``tls_files.ca``. Started only
+  when a test asks for it, so runs without TLS tests don't pay for it.
+- ``imap_tls_user`` (function): a fresh user on that server (``.ssl_port``, ``.ca_file``).
 - ``smtp_server`` (function): an aiosmtpd relay that records messages and fails on request.
 - ``postgres_url`` (function): the SQLAlchemy URL of a fresh database, dropped afterwards.
 - ``store_url`` (function, parametrized ``sqlite`` / ``postgresql``): the same store test
@@ -31,6 +37,7 @@ from tests.support.dovecot import DOVECOT_ENV, DOVECOT_HINT, DovecotServer, find
 from tests.support.postgres import create_database, drop_database
 from tests.support.services import require_service
 from tests.support.smtp_server import SmtpTestServer
+from tests.support.tls import TlsFiles, make_tls_files
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ log = logging.getLogger(__name__)
 _FIXTURE_MARKERS = {
     "dovecot": "dovecot",
     "imap_user": "dovecot",
+    "dovecot_tls": "dovecot",
+    "imap_tls_user": "dovecot",
     "postgres_url": "postgres",
 }
 _MARKER_HELP = {
@@ -58,6 +67,9 @@ class ImapUser:
     host: str
     port: int
     server: DovecotServer = field(repr=False, compare=False)
+    # Set on a TLS server (imap_tls_user): its imaps port and the CA that signed its certificate.
+    ssl_port: int = 0
+    ca_file: Path | None = None
 
     def append(
         self,
@@ -112,7 +124,7 @@ def pytest_runtest_makereport(
     report = yield
     # A failing IMAP test is much easier to understand with Dovecot's side of the story.
     funcargs = getattr(item, "funcargs", {})
-    server = funcargs.get("dovecot")
+    server = funcargs.get("dovecot") or funcargs.get("dovecot_tls")
     user = funcargs.get("imap_user")
     if server is None and isinstance(user, ImapUser):
         server = user.server
@@ -122,15 +134,13 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[DovecotServer]:
-    """One real Dovecot for the test session on 127.0.0.1 (``.host``, ``.port``)."""
+def _running_dovecot(tls: TlsFiles | None = None) -> Iterator[DovecotServer]:
     binary = find_dovecot()
     if binary is None:
         require_service(
             "dovecot", f"no dovecot binary (PATH, /usr/sbin or ${DOVECOT_ENV}); {DOVECOT_HINT}"
         )
-    server = DovecotServer(binary)
+    server = DovecotServer(binary, tls=tls)
     try:
         server.start()
     except BaseException:
@@ -143,16 +153,56 @@ def dovecot() -> Iterator[DovecotServer]:
         server.close()
 
 
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """One real Dovecot for the test session on 127.0.0.1 (``.host``, ``.port``)."""
+    yield from _running_dovecot()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA (``.ca``) and its server certificate for 127.0.0.1 and localhost."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(tls_files: TlsFiles) -> Iterator[DovecotServer]:
+    """A Dovecot with TLS: STARTTLS or plain on ``.port``, imaps on ``.ssl_port``.
+
+    A server of its own rather than TLS on ``dovecot``: the plaintext one stays exactly as
+    the other tests know it, and this one starts only in runs that have TLS tests.
+    """
+    yield from _running_dovecot(tls_files)
+
+
+def _fresh_user(server: DovecotServer) -> Iterator[ImapUser]:
+    name = f"user{next(_user_numbers)}-{secrets.token_hex(3)}"
+    password = secrets.token_urlsafe(12)
+    server.add_user(name, password)
+    try:
+        yield ImapUser(
+            name,
+            password,
+            server.host,
+            server.port,
+            server,
+            ssl_port=server.ssl_port,
+            ca_file=server.tls.ca if server.tls is not None else None,
+        )
+    finally:
+        server.remove_user(name)
+
+
 @pytest.fixture
 def imap_user(dovecot: DovecotServer) -> Iterator[ImapUser]:
     """A fresh Dovecot user with an empty mailbox; removed (with its mail) afterwards."""
-    name = f"user{next(_user_numbers)}-{secrets.token_hex(3)}"
-    password = secrets.token_urlsafe(12)
-    dovecot.add_user(name, password)
-    try:
-        yield ImapUser(name, password, dovecot.host, dovecot.port, dovecot)
-    finally:
-        dovecot.remove_user(name)
+    yield from _fresh_user(dovecot)
+
+
+@pytest.fixture
+def imap_tls_user(dovecot_tls: DovecotServer) -> Iterator[ImapUser]:
+    """A fresh user on the TLS Dovecot: ``.port`` (STARTTLS/plain), ``.ssl_port``, ``.ca_file``."""
+    yield from _fresh_user(dovecot_tls)
 
 
 @pytest.fixture
