@@ -22,6 +22,7 @@ import re
 import ssl
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Literal, Protocol
 
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
@@ -31,7 +32,7 @@ from imap_tools.imap_utf7 import utf7_encode
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from connectors.mailbox import MailboxCursor, RawMessage
-from mapping.errors import MailboxError, MailboxLoginError
+from mapping.errors import ConfigError, MailboxError, MailboxLoginError
 
 __all__ = ["FolderMessage", "ImapConfig", "ImapMailbox"]
 
@@ -64,6 +65,7 @@ class ImapConfig(Protocol):
     processed_folder: str
     mark_seen: bool
     timeout_seconds: float
+    ca_file: Path | None
 
 
 class FolderMessage(BaseModel):
@@ -102,7 +104,13 @@ class _StartTlsMailBox(MailBoxStartTls):
             if result[0] != "OK":
                 raise imaplib.IMAP4.error(f"STARTTLS answered {result[0]}: {_answer(result)}")
         except BaseException:
-            client.shutdown()
+            try:
+                client.shutdown()
+            except OSError as cleanup_error:
+                # A failed handshake (an untrusted certificate) leaves imaplib holding a socket
+                # whose descriptor the SSL wrapper took and closed: shutdown() then fails with
+                # EBADF, which must not replace the error that says what went wrong.
+                logger.debug("closing after a failed STARTTLS: %s", cleanup_error)
             raise
         return client
 
@@ -147,7 +155,21 @@ class ImapMailbox:
 
     @classmethod
     def from_settings(cls, config: ImapConfig) -> ImapMailbox:
-        """Build from `flows.settings.ImapMailboxSettings` (the flows resolve the secret)."""
+        """Build from `flows.settings.ImapMailboxSettings` (the flows resolve the secret).
+
+        ``ca_file`` is trusted instead of the system's CAs: a team's own server certificate.
+        """
+        ssl_context = None
+        if config.ca_file is not None:
+            # Read now: a missing or broken CA file is a configuration error to report at
+            # start-up, not a connection failure on every pass.
+            try:
+                ssl_context = ssl.create_default_context(cafile=str(config.ca_file))
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigError(
+                    f"mailbox {config.name}: cannot load the CA file {config.ca_file}: {error}",
+                    key="ca_file",
+                ) from error
         return cls(
             config.name,
             host=config.host,
@@ -161,6 +183,7 @@ class ImapMailbox:
             processed_folder=config.processed_folder,
             mark_seen=config.mark_seen,
             timeout_seconds=config.timeout_seconds,
+            ssl_context=ssl_context,
         )
 
     # Session ------------------------------------------------------------------------------
@@ -193,6 +216,12 @@ class ImapMailbox:
             box = self._client_class()
         except UnexpectedCommandStatusError as error:
             raise self._error(f"STARTTLS refused by {where}: {error.command_result!r}") from error
+        except ssl.SSLCertVerificationError as error:
+            # Before the OSError branch (it is one): say what to change, not only what failed.
+            raise self._error(
+                f"the TLS certificate of {where} is not trusted ({error.verify_message}); "
+                "if your own CA signed it, set the mailbox's ca_file to that CA's PEM file"
+            ) from error
         except (OSError, imaplib.IMAP4.error, ssl.SSLError) as error:
             raise self._error(f"cannot connect to {where}: {error}") from error
         try:

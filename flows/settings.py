@@ -67,6 +67,9 @@ class ImapMailboxSettings(_Section):
     processed_folder: str = "casedesk-processed"
     mark_seen: bool = False
     timeout_seconds: float = 30.0
+    ca_file: Path | None = Field(
+        default=None, description="Trust this CA bundle (a server certificate from a private CA)."
+    )
 
 
 MailboxSettings = Annotated[
