@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "casedesk.toml"
+_Section_T = TypeVar("_Section_T", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -220,19 +222,23 @@ class Settings(BaseSettings):
             relative = self.database_url.removeprefix(prefix)
             if relative and relative != ":memory:":
                 update["database_url"] = prefix + str(absolute(Path(relative)))
-        update["mailboxes"] = [
-            m.model_copy(update={"path": absolute(m.path)})
-            if isinstance(m, MaildirMailboxSettings)
-            else m
-            for m in self.mailboxes
-        ]
-        if isinstance(self.mailer, FolderMailerSettings):
-            update["mailer"] = self.mailer.model_copy(update={"path": absolute(self.mailer.path)})
+        update["mailboxes"] = [_absolute_paths(m, absolute) for m in self.mailboxes]
+        update["mailer"] = _absolute_paths(self.mailer, absolute)
         return self.model_copy(update=update)
 
     def redacted(self) -> dict[str, Any]:
         """The effective settings as plain data, every secret masked."""
         return self.model_dump(mode="json")
+
+
+def _absolute_paths(section: _Section_T, absolute: Callable[[Path], Path]) -> _Section_T:
+    """The section with every path in it (a Maildir, an outbox folder, a CA file) absolute."""
+    paths = {
+        name: absolute(value)
+        for name in type(section).model_fields
+        if isinstance(value := getattr(section, name), Path)
+    }
+    return section.model_copy(update=paths) if paths else section
 
 
 def config_path(explicit: Path | None = None) -> Path | None:

@@ -58,6 +58,31 @@ from_address = "support@example.com"
     assert "imap-secret" not in dumped and "**********" in dumped
 
 
+def test_relative_paths_are_taken_from_the_settings_file(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "casedesk.toml"
+    config.parent.mkdir()
+    config.write_text(
+        """
+[[mailboxes]]
+kind = "imap"
+host = "imap.example.com"
+user = "support"
+password = "x"
+ca_file = "certs/team-ca.pem"
+[mailer]
+kind = "smtp"
+host = "smtp.example.com"
+ca_file = "/etc/ssl/team-ca.pem"
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    mailbox = settings.mailboxes[0]
+    assert isinstance(mailbox, ImapMailboxSettings)
+    assert mailbox.ca_file == config.parent.resolve() / "certs/team-ca.pem"
+    assert getattr(settings.mailer, "ca_file", None) == Path("/etc/ssl/team-ca.pem")
+
+
 def test_an_invalid_value_names_the_file_and_the_key(tmp_path: Path) -> None:
     config = tmp_path / "casedesk.toml"
     config.write_text('batch_size = 0\ntimezone = "Asia/Shanghai"\n', encoding="utf-8")
