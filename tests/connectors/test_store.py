@@ -122,6 +122,31 @@ def test_the_ledger_takes_each_location_once(store: CaseStore) -> None:
         tx.record(ledger_entry("support/INBOX/1/1"))
 
 
+def test_first_rows_of_many_identities_come_in_one_query(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.record(ledger_entry("support/INBOX/1/1", identity="mid:a@x"))
+        tx.record(ledger_entry("support/INBOX/1/2", identity="mid:a@x"))
+        tx.record(ledger_entry("support/INBOX/1/3", identity="sha256:00"))
+        tx.record(ledger_entry("jira/SUP-1", source="jira", identity="mid:b@x"))
+        first = tx.first_with_identities("email", ["mid:a@x", "sha256:00", "mid:b@x", "mid:a@x"])
+        assert {identity: entry.location for identity, entry in first.items()} == {
+            "mid:a@x": "support/INBOX/1/1",
+            "sha256:00": "support/INBOX/1/3",
+        }
+        for identity, entry in first.items():
+            assert tx.first_with_identity("email", identity) == entry
+        assert tx.first_with_identities("email", []) == {}
+
+
+def test_several_blobs_are_kept_once_in_one_call(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        earlier = tx.put_blob(b"one")
+        digests = tx.put_blobs([b"one", b"two", b"two", b""])
+        assert digests[0] == earlier and digests[1] == digests[2]
+        assert tx.put_blobs([]) == []
+    assert [store.blob(digest) for digest in digests] == [b"one", b"two", b"two", b""]
+
+
 def test_outbox_queueing_is_idempotent_by_key(store: CaseStore) -> None:
     with store.transaction() as tx:
         first = tx.queue(outbox_message("202405-001/confirmation/1"), now=T0)
