@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from connectors.jira_client import JiraClient, JiraIssueRef, JiraTransitionError
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry
-from connectors.store import tables as t
 from flows.jira_sync import SOURCE, issue_identity
-from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority, SourceKind
+from mapping.case import Case, FeedbackOutcome, LogEntry, LogKind, Priority
 from mapping.jira_issue import JiraMapping, case_label, created_issue_snapshot
 
 __all__ = ["JiraPushContext", "JiraPushReport", "PushState", "push", "push_state_name"]
@@ -95,32 +93,16 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
 
 
 # -- which cases -------------------------------------------------------------------------------
-# Two filtered reads of the cases table. They belong in connectors/store (CaseStore has no
-# query by source and jira_key yet); kept here, read-only, until the store grows them.
 
 
 def _cases_without_issue(store: CaseStore) -> list[str]:
-    """Email-born cases that are not closed and have no Jira issue yet, oldest first."""
-    query = (
-        select(t.cases.c.number)
-        .where(
-            t.cases.c.source_kind == SourceKind.EMAIL.value,
-            t.cases.c.jira_key.is_(None),
-            t.cases.c.status != CaseStatus.CLOSED.value,
-        )
-        .order_by(t.cases.c.id)
-    )
     with store.transaction() as tx:
-        return [row[0] for row in tx.connection.execute(query)]
+        return tx.email_case_numbers_without_jira_key()
 
 
 def _cases_with_issue_changed_since(store: CaseStore, since: str | None) -> list[Case]:
-    query = select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key.is_not(None))
-    if since is not None:
-        query = query.where(t.cases.c.updated_at >= datetime.fromisoformat(since))
     with store.transaction() as tx:
-        rows = tx.connection.execute(query.order_by(t.cases.c.id)).all()
-    return [Case.model_validate({**row.record, "version": row.version}) for row in rows]
+        return tx.jira_cases_updated_since(None if since is None else datetime.fromisoformat(since))
 
 
 # -- new issues --------------------------------------------------------------------------------

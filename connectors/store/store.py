@@ -41,7 +41,7 @@ from connectors.store.records import (
     OutboxMessage,
     OutboxStatus,
 )
-from mapping.case import Case, CaseStatus, Priority, format_case_number
+from mapping.case import Case, CaseStatus, Priority, SourceKind, format_case_number
 from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
 
 __all__ = ["CaseStore", "StoreTransaction", "sha256_hex"]
@@ -304,6 +304,27 @@ class StoreTransaction:
     @staticmethod
     def _case_from_row(record: dict[str, Any], version: int) -> Case:
         return Case.model_validate({**record, "version": version})
+
+    def email_case_numbers_without_jira_key(self) -> list[str]:
+        """Email-born cases, not closed, that have no Jira issue yet: oldest first."""
+        query = (
+            select(t.cases.c.number)
+            .where(
+                t.cases.c.source_kind == SourceKind.EMAIL.value,
+                t.cases.c.jira_key.is_(None),
+                t.cases.c.status != CaseStatus.CLOSED.value,
+            )
+            .order_by(t.cases.c.id)
+        )
+        return list(self.connection.execute(query).scalars())
+
+    def jira_cases_updated_since(self, since: datetime | None) -> list[Case]:
+        """Cases tied to a Jira issue, updated at or after `since` (None: all), oldest first."""
+        query = select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key.is_not(None))
+        if since is not None:
+            query = query.where(t.cases.c.updated_at >= since)
+        rows = self.connection.execute(query.order_by(t.cases.c.id))
+        return [self._case_from_row(row.record, row.version) for row in rows]
 
     # Blobs ----------------------------------------------------------------------------------
     def put_blob(self, content: bytes) -> str:
