@@ -15,7 +15,7 @@ on the message's ledger row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -35,9 +35,11 @@ from mapping.parsed_email import ParsedEmail, parse_email
 __all__ = [
     "IntakeContext",
     "IntakeReport",
+    "PreparedMessage",
     "finish_pending_marks",
     "ingest_batch",
     "ingest_one_safely",
+    "prepare",
     "retry_quarantined",
 ]
 
@@ -99,6 +101,36 @@ def may_write_to(address: str | None) -> bool:
     return bool(address) and not any(part in address.lower() for part in NEVER_WRITE_TO)
 
 
+@dataclass
+class PreparedMessage:
+    """A message read before its database work: hashed and parsed once (or why not)."""
+
+    message: RawMessage
+    digest: str
+    parsed: ParsedEmail | None = None
+    #: What parsing raised; handled inside the message's savepoint, as if raised there.
+    error: Exception | None = None
+    too_large: bool = False
+
+    @property
+    def identity(self) -> str:
+        return identity_of(self.parsed, self.digest)
+
+
+def prepare(
+    message: RawMessage, context: IntakeContext, *, size_limit: bool = True
+) -> PreparedMessage:
+    """Hash and parse one message; needs no database, so a whole batch is prepared first."""
+    digest = sha256_hex(message.raw)
+    if size_limit and len(message.raw) > context.max_message_bytes:
+        return PreparedMessage(message, digest, too_large=True)  # never parsed: it may be huge
+    try:
+        parsed = parse_email(message.raw)
+    except Exception as error:  # noqa: BLE001 - _ingest_one re-raises it in the savepoint
+        return PreparedMessage(message, digest, error=error)
+    return PreparedMessage(message, digest, parsed=parsed)
+
+
 def ingest_batch(
     store: CaseStore,
     batch: Sequence[RawMessage],
@@ -106,15 +138,23 @@ def ingest_batch(
     *,
     watermark: tuple[str, str] | None = None,
 ) -> IntakeReport:
-    """Ingest a batch in one transaction; messages already in the ledger are skipped."""
+    """Ingest a batch in one transaction; messages already in the ledger are skipped.
+
+    What every message needs from the database is asked once for the whole batch: which
+    locations the ledger has, the ledger's first row for each identity (kept current as the
+    batch writes rows, so a second copy within the batch is a duplicate of the first), and the
+    raw bytes kept (each message's ledger row points at them, whatever its decision).
+    """
     report = IntakeReport(fetched=len(batch))
     with store.transaction() as tx:
         seen = tx.seen_locations(SOURCE, [message.location for message in batch])
-        for message in batch:
-            if message.location in seen:
-                report.already_ingested += 1
-                continue
-            ingest_one_safely(tx, message, context, report)
+        fresh = [message for message in batch if message.location not in seen]
+        report.already_ingested = len(batch) - len(fresh)
+        prepared = [prepare(message, context) for message in fresh]
+        tx.put_blobs([item.message.raw for item in prepared])
+        earlier = tx.first_with_identities(SOURCE, [item.identity for item in prepared])
+        for item in prepared:
+            ingest_one_safely(tx, item.message, context, report, prepared=item, earlier=earlier)
         if watermark is not None:
             tx.set_watermark(*watermark, now=context.clock())
     return report
@@ -162,17 +202,29 @@ def ingest_one_safely(
     *,
     replaces: int | None = None,
     size_limit: bool = True,
-) -> None:
-    """One message in its own savepoint: whatever goes wrong, it is quarantined, not lost."""
+    prepared: PreparedMessage | None = None,
+    earlier: MutableMapping[str, LedgerEntry] | None = None,
+) -> LedgerEntry:
+    """One message in its own savepoint: whatever goes wrong, it is quarantined, not lost.
+
+    `ingest_batch` passes the message `prepared` (its raw bytes already kept) and `earlier`,
+    the first ledger row per identity; alone, both are found here. Returns the row written.
+    """
+    if prepared is None:
+        prepared = prepare(message, context, size_limit=size_limit)
+        tx.put_blob(message.raw)
     savepoint = tx.connection.begin_nested()
     try:
-        _ingest_one(tx, message, context, report, replaces=replaces, size_limit=size_limit)
+        entry = _ingest_one(tx, prepared, context, report, replaces=replaces, earlier=earlier)
         savepoint.commit()
     except Exception as error:  # one bad message must never block the others
         savepoint.rollback()
         logger.exception("quarantined %s", message.location)
         reason = f"{type(error).__name__}: {error}"
-        _quarantine(tx, message, context, report, reason, replaces=replaces)
+        entry = _quarantine(tx, prepared, context, report, reason, replaces=replaces)
+    if earlier is not None:
+        earlier.setdefault(entry.identity, entry)
+    return entry
 
 
 def retry_quarantined(store: CaseStore, entry_id: int, context: IntakeContext) -> LedgerEntry:
@@ -218,25 +270,26 @@ def _split_location(location: str) -> tuple[str, str, int, str]:
 
 def _ingest_one(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     context: IntakeContext,
     report: IntakeReport,
     *,
     replaces: int | None,
-    size_limit: bool,
-) -> None:
+    earlier: MutableMapping[str, LedgerEntry] | None,
+) -> LedgerEntry:
+    message = prepared.message
     now = context.clock()
-    if size_limit and len(message.raw) > context.max_message_bytes:
+    if prepared.too_large:
         reason = f"larger than max_message_bytes ({len(message.raw)} > {context.max_message_bytes})"
-        _quarantine(tx, message, context, report, reason, replaces=replaces)
-        return
-    try:
-        parsed = parse_email(message.raw)
-    except MessageParseError as error:
-        reason = f"cannot parse: {error.reason}"
-        _quarantine(tx, message, context, report, reason, replaces=replaces)
-        return
-    digest = tx.put_blob(message.raw)
+        return _quarantine(tx, prepared, context, report, reason, replaces=replaces)
+    if isinstance(prepared.error, MessageParseError):
+        reason = f"cannot parse: {prepared.error.reason}"
+        return _quarantine(tx, prepared, context, report, reason, replaces=replaces)
+    if prepared.error is not None:
+        raise prepared.error
+    parsed = prepared.parsed
+    assert parsed is not None
+    digest = prepared.digest
     identity = identity_of(parsed, digest)
     entry = LedgerEntry(
         source=SOURCE,
@@ -250,17 +303,20 @@ def _ingest_one(
         recorded_at=now,
         detail={"problems": parsed.problems[:20]} if parsed.problems else None,
     )
-    earlier = tx.first_with_identity(SOURCE, identity)
-    if earlier is not None and earlier.id != replaces:
+    first = (
+        earlier.get(identity) if earlier is not None else tx.first_with_identity(SOURCE, identity)
+    )
+    if first is not None and first.id != replaces:
         entry.decision = LedgerDecision.DUPLICATE
-        entry.reason = f"same mail as {earlier.location} ({identity})"
-        entry.case_number = earlier.case_number
+        entry.reason = f"same mail as {first.location} ({identity})"
+        entry.case_number = first.case_number
         _write(tx, entry, replaces, report)
-        return
+        return entry
     verdict = classify(parsed, message.raw, context.identity)
     handler = _HANDLERS[verdict.kind]
     handler(tx, message, parsed, verdict, entry, context, report)
     _write(tx, entry, replaces, report)
+    return entry
 
 
 def _write(
@@ -268,7 +324,7 @@ def _write(
 ) -> None:
     """Record the decision: a new ledger row, or the quarantined row being retried."""
     if replaces is None:
-        tx.record(entry)
+        entry.id = tx.record(entry)
     else:
         values = entry.model_dump(exclude={"id", "source", "location"})
         tx.update_ledger(replaces, **values)
@@ -490,20 +546,20 @@ def _queue_confirmation(
 
 def _quarantine(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     context: IntakeContext,
     report: IntakeReport,
     reason: str,
     *,
     replaces: int | None = None,
-) -> None:
-    """Keep the raw bytes and say why; `casedesk quarantine retry` replays it later."""
-    digest = tx.put_blob(message.raw)
+) -> LedgerEntry:
+    """Say why (the raw bytes are kept already); `casedesk quarantine retry` replays it later."""
+    message = prepared.message
     entry = LedgerEntry(
         source=SOURCE,
         location=message.location,
-        identity=f"sha256:{sha256_hex(message.raw)}",
-        blob_sha256=digest,
+        identity=f"sha256:{prepared.digest}",
+        blob_sha256=prepared.digest,
         decision=LedgerDecision.QUARANTINED,
         reason=reason,
         received_at=message.received_at,
@@ -511,3 +567,4 @@ def _quarantine(
     )
     _write(tx, entry, replaces, report)
     report.quarantined.append(f"{message.location}: {reason}")
+    return entry

@@ -1,0 +1,68 @@
+"""ingest_batch asks the ledger once per batch: copies inside one batch, and failures among them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from connectors.store import CaseStore, LedgerDecision
+from flows import intake
+from flows.intake import ingest_batch
+from mapping.parsed_email import ParsedEmail
+from tests.flows.intake_mail import context, raw_message, report
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[CaseStore]:
+    opened = CaseStore.open(store_url)
+    yield opened
+    opened.close()
+
+
+def test_copies_within_one_batch_and_across_batches_are_duplicates(store: CaseStore) -> None:
+    first = report(subject="登录失败", message_id="same@example.cn")
+    other = report(subject="导出失败", message_id="other@example.cn")
+    no_id = b"From: a@example.cn\r\nSubject: no id\r\n\r\nbody\r\n"
+    ingest_batch(
+        store,
+        [raw_message(raw, uid) for uid, raw in enumerate([first, other, first, no_id, no_id], 1)],
+        context(),
+    )
+    ingest_batch(store, [raw_message(first, 6)], context())
+    entries = store.ledger_entries()
+    assert [entry.decision for entry in entries] == [
+        LedgerDecision.NEW_REPORT,
+        LedgerDecision.NEW_REPORT,
+        LedgerDecision.DUPLICATE,
+        LedgerDecision.NEW_REPORT,
+        LedgerDecision.DUPLICATE,
+        LedgerDecision.DUPLICATE,
+    ]
+    assert entries[2].reason == f"same mail as {entries[0].location} (mid:same@example.cn)"
+    assert entries[2].case_number == entries[0].case_number
+    assert entries[4].reason.startswith(f"same mail as {entries[3].location} (sha256:")
+    assert entries[5].case_number == entries[0].case_number
+    assert len(store.list_cases()) == 3
+
+
+def test_a_crash_while_parsing_quarantines_only_that_message(
+    store: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_parse = intake.parse_email
+
+    def parse(raw: bytes) -> ParsedEmail:
+        if b"boom" in raw:
+            raise RuntimeError("parser bug")
+        return real_parse(raw)
+
+    monkeypatch.setattr(intake, "parse_email", parse)
+    raws = [report(subject="ok 1"), report(subject="boom"), report(subject="ok 2")]
+    done = ingest_batch(
+        store, [raw_message(raw, uid) for uid, raw in enumerate(raws, 1)], context()
+    )
+    assert done.decisions == {"new_report": 2, "quarantined": 1}
+    entry = store.ledger_entries(decision=LedgerDecision.QUARANTINED)[0]
+    assert entry.reason == "RuntimeError: parser bug"
+    assert entry.blob_sha256 is not None and store.blob(entry.blob_sha256) == raws[1]
+    assert entry.identity == f"sha256:{entry.blob_sha256}"
