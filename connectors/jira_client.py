@@ -51,6 +51,7 @@ from jira.resilientsession import parse_errors
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from mapping.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimitError
+from mapping.jira_issue import adf_to_text
 
 __all__ = [
     "DEFAULT_COMMENT_MARKER",
@@ -69,7 +70,6 @@ __all__ = [
     "JiraRequestError",
     "JiraTransitionError",
     "JiraUser",
-    "adf_to_text",
     "text_to_adf",
 ]
 
@@ -254,6 +254,8 @@ class JiraIssue(BaseModel):
 
 
 # -- rich text --------------------------------------------------------------------------------
+# Reading rich text is mapping.jira_issue.adf_to_text (pure, one reader for the connector and
+# the mapping); what we write is plain text made into the flavor's format here.
 
 
 def text_to_adf(text: str) -> dict[str, Any]:
@@ -268,34 +270,6 @@ def text_to_adf(text: str) -> dict[str, Any]:
                 content.append({"type": "text", "text": line})
         paragraphs.append({"type": "paragraph", "content": content})
     return {"type": "doc", "version": 1, "content": paragraphs}
-
-
-def adf_to_text(node: Any) -> str:
-    """What a person reads in an Atlassian Document, as plain text (formatting dropped)."""
-    if isinstance(node, str):
-        return node  # v2 / Data Center rich text is already text
-    if not isinstance(node, dict):
-        return ""
-    kind = node.get("type")
-    attrs = node.get("attrs") or {}
-    if kind == "text":
-        return str(node.get("text", ""))
-    if kind == "hardBreak":
-        return "\n"
-    if kind in ("mention", "emoji", "status", "date"):
-        return str(attrs.get("text", ""))
-    if kind in ("inlineCard", "blockCard"):
-        return str(attrs.get("url", ""))
-    children = [adf_to_text(child) for child in node.get("content") or []]
-    if kind in ("bulletList", "orderedList"):
-        return "\n".join(f"- {c}" for c in children)
-    if kind == "listItem":
-        return "\n".join(c for c in children if c)
-    if kind in ("table", "tableRow"):
-        return ("\n" if kind == "table" else " | ").join(children)
-    if kind in ("doc", "blockquote", "panel"):
-        return "\n\n".join(c for c in children if c)  # block containers: one blank line apart
-    return "".join(children)  # paragraph, heading, codeBlock, table cells, marks
 
 
 # -- the client -------------------------------------------------------------------------------

@@ -261,6 +261,8 @@ class JiraMapping(BaseModel):
 
 # -- rich text ---------------------------------------------------------------------------------
 
+# The only reader of Jira rich text in casedesk: the connector turns description and comment
+# bodies into text with adf_to_text too, so both see the same words.
 _ADF_INLINE_ATTR = {"mention": "text", "emoji": "text", "status": "text", "date": "timestamp"}
 _ADF_LINK_ATTR = {"inlineCard": "url", "blockCard": "url", "embedCard": "url"}
 _ADF_BLOCKS = frozenset(

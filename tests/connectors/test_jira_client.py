@@ -30,9 +30,9 @@ from connectors.jira_client import (
     JiraRateLimitError,
     JiraRequestError,
     JiraTransitionError,
-    adf_to_text,
     text_to_adf,
 )
+from mapping.jira_issue import adf_to_text
 from tests.support import jira_openapi
 
 Flavor = Literal["cloud", "dc"]
@@ -813,3 +813,37 @@ def test_adf_round_trip_and_richer_documents() -> None:
     assert adf_to_text(doc) == "T\n\n- a\n- @Mia see https://x.test"
     assert adf_to_text("plain v2 text") == "plain v2 text"
     assert adf_to_text(None) == ""
+
+
+@pytest.mark.parametrize("flavor", ["cloud"])
+def test_issue_text_is_read_by_the_mappings_reader(mock: JiraMock, client: JiraClient) -> None:
+    # Nodes the connector's former reader of its own dropped or ran together: one reader now.
+    description = {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {
+                "type": "expand",
+                "attrs": {"title": "Log"},
+                "content": [
+                    {"type": "paragraph", "content": [{"type": "text", "text": "first"}]},
+                    {"type": "paragraph", "content": [{"type": "text", "text": "second"}]},
+                ],
+            },
+            {
+                "type": "mediaSingle",
+                "content": [
+                    {
+                        "type": "media",
+                        "attrs": {"id": "abc", "type": "file", "collection": "", "alt": "shot.png"},
+                    }
+                ],
+            },
+        ],
+    }
+    raw = issue("cloud", 1, comments=[comment("cloud", 1, "see the log")])
+    raw["fields"]["description"] = description
+    mock.add("GET", "search/jql", {"issues": [raw], "isLast": True})
+    [[found]] = list(client.search_updated_since(None))
+    assert found.description_text == adf_to_text(description) == "first\n\nsecond\n\n[shot.png]"
+    assert found.comments[0].body_text == "see the log"
