@@ -208,6 +208,7 @@ class FakeIssue:
     custom: dict[str, Json] = field(default_factory=dict)
     comments: list[FakeComment] = field(default_factory=list)
     properties: dict[str, Json] = field(default_factory=dict)
+    withheld: frozenset[str] = frozenset()  # members or fields left out when rendered
 
 
 @dataclass
@@ -554,6 +555,14 @@ class FakeJira:
                 issue.updated = max(issue.updated, when)
             self._changed()
             return comment
+
+    def withhold(self, key: str, *names: str) -> None:
+        """Serve the issue without these members (``key``, ``id``) or fields (``updated``...),
+        as a proxy or an app rewriting Jira's answers might; no names serves it whole again.
+        Still contract-valid: Atlassian's IssueBean requires none of them."""
+        with self._lock:
+            self.issues[key].withheld = frozenset(names)
+            self._changed()
 
     def touch(self, key: str, when: datetime | None = None) -> None:
         """Mark an issue as updated now (as any edit in Jira would)."""
@@ -966,14 +975,21 @@ class FakeJira:
     def _issue_json(
         self, issue: FakeIssue, version: str, field_ids: Sequence[str], comments: int
     ) -> Json:
-        return {
+        body: dict[str, Json] = {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog,"
             "versionedRepresentations",
             "id": str(issue.id),
             "self": f"{self._api(version)}/issue/{issue.id}",
             "key": issue.key,
-            "fields": {f: self._field_value(issue, f, version, comments) for f in field_ids},
+            "fields": {
+                f: self._field_value(issue, f, version, comments)
+                for f in field_ids
+                if f not in issue.withheld
+            },
         }
+        for name in issue.withheld & {"id", "key"}:
+            del body[name]
+        return body
 
     # -- endpoints ---------------------------------------------------------------------------
 

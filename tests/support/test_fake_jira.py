@@ -330,6 +330,26 @@ def test_search_embeds_at_most_20_comments(fake: FakeJira, http: requests.Sessio
     assert len(full["comments"]) == 25
 
 
+def test_an_issue_can_be_served_without_members_and_fields(
+    fake: FakeJira, http: requests.Session
+) -> None:
+    fake.add_issue("whole")
+    broken = fake.add_issue("broken")
+    fake.withhold(broken.key, "updated", "key")
+    search = "search/jql" if fake.flavor == "cloud" else "search"
+    params = {"jql": "project = SUP ORDER BY created ASC", "fields": "summary,updated"}
+    whole, served = http.get(api(fake, search), params=params).json()["issues"]
+    assert set(whole) >= {"id", "key"} and set(whole["fields"]) == {"summary", "updated"}
+    assert "key" not in served and served["id"] == str(broken.id)
+    assert served["fields"] == {"summary": "broken"}
+    # withheld only from what is served: the issue is still found and fetched by its key
+    assert "updated" not in http.get(api(fake, f"issue/{broken.key}")).json()["fields"]
+    fake.withhold(broken.key)
+    restored = http.get(api(fake, f"issue/{broken.key}")).json()
+    assert restored["key"] == broken.key and "updated" in restored["fields"]
+    # the fixture asserts that every answer, the broken one too, was contract-valid
+
+
 # -- state changes ----------------------------------------------------------------------------
 
 
