@@ -25,6 +25,9 @@ Behaviour worth knowing:
 * Retries are ours: the library's own retries are switched off (``max_retries=0``), 429/503 are
   retried a bounded number of times, honouring ``Retry-After`` (seconds or HTTP date) or
   ``X-RateLimit-Reset`` (ISO time); 401/403 are never retried.
+* A search result that cannot be read as an issue (no key, id or ``updated``; a value of the
+  wrong type) comes out as a :class:`MalformedJiraIssue` in its page, with the reason, instead
+  of ending the search: the sync records it as skipped and the page's other issues go on.
 * Comments we write end with a marker line; ``JiraComment.is_ours`` recognises it so our own
   replies are not imported back as customer messages.
 * Secrets: the token goes only to the session; nothing here logs headers, tokens or bodies.
@@ -33,12 +36,13 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -48,7 +52,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 from jira.resilientsession import parse_errors
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mapping.errors import ConfigError, JiraAuthError, JiraError, JiraRateLimitError
 from mapping.jira_issue import adf_to_text
@@ -68,8 +80,10 @@ __all__ = [
     "JiraNotFoundError",
     "JiraRateLimitError",
     "JiraRequestError",
+    "JiraSearchResult",
     "JiraTransitionError",
     "JiraUser",
+    "MalformedJiraIssue",
     "text_to_adf",
 ]
 
@@ -251,6 +265,38 @@ class JiraIssue(BaseModel):
     def has_all_comments(self) -> bool:
         """False when Jira embedded only the first page (search embeds at most 20)."""
         return len(self.comments) >= self.comment_total
+
+
+class MalformedJiraIssue(BaseModel):
+    """A search result that cannot be read as an issue; ``reason`` says why, ``raw`` is what
+    Jira sent. It stands in its page so one bad issue does not end the whole search."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str | None = None
+    id: str | None = None
+    position: int = Field(ge=0, description="Its place in the page Jira sent, from 0.")
+    reason: str
+    raw: Any = None
+
+    @property
+    def ref(self) -> str:
+        """How to name it to a person: the key, else the id, else its place in the page."""
+        if self.key:
+            return self.key
+        if self.id:
+            return f"issue id {self.id}"
+        return f"search result {self.position + 1} of its page"
+
+    @property
+    def fingerprint(self) -> str:
+        """The same for the same answer from Jira, so a re-run recognises what it recorded."""
+        canonical = json.dumps(self.raw, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+#: What a search page holds: issues, and what stood in their place but could not be read.
+JiraSearchResult = JiraIssue | MalformedJiraIssue
 
 
 # -- rich text --------------------------------------------------------------------------------
@@ -573,9 +619,10 @@ class JiraClient:
         watermark: datetime | None,
         overlap: timedelta = timedelta(minutes=2),
         page_size: int = 100,
-    ) -> Iterator[list[JiraIssue]]:
+    ) -> Generator[list[JiraSearchResult], None, None]:
         """Pages of the project's issues updated at or after ``watermark - overlap``, oldest
-        first (None: all issues). An issue can come again in a later run, never twice in one."""
+        first (None: all issues). An issue can come again in a later run, never twice in one.
+        A result that cannot be read is a :class:`MalformedJiraIssue` in its page."""
         if page_size < 2:
             raise ValueError("page_size must be at least 2")
         custom = self._custom_ids()
@@ -589,13 +636,15 @@ class JiraClient:
         )
         seen: dict[str, str] = {}  # key -> updated, to drop what a shifted page repeats
         for raw_page in pages:
-            fresh = []
-            for raw in raw_page:
-                stamp = str(raw.get("fields", {}).get("updated"))
-                if seen.get(raw["key"]) == stamp:
-                    continue
-                seen[raw["key"]] = stamp
-                fresh.append(self._issue(raw, custom))
+            fresh: list[JiraSearchResult] = []
+            for position, raw in enumerate(raw_page):
+                key, stamp = _stamp(raw)
+                # Without a key a result cannot be told from another: never dropped as a repeat.
+                if key is not None:
+                    if seen.get(key) == stamp:
+                        continue
+                    seen[key] = stamp
+                fresh.append(self._read_issue(raw, custom, position))
             if fresh:
                 yield fresh
 
@@ -618,7 +667,7 @@ class JiraClient:
             token = next_token
 
     def _pages_by_offset(self, jql: str, fields: str, page_size: int) -> Iterator[list[Any]]:
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str | None, str]] = set()
         start = 0
         overlapping = False  # whether the page at ``start`` should begin with an issue we saw
         step_backs = 0
@@ -653,6 +702,39 @@ class JiraClient:
             overlapping = len(issues) > 1
             start = end - 1 if overlapping else end
 
+    def _read_issue(
+        self, raw: Any, custom: Mapping[str, str], position: int = 0
+    ) -> JiraSearchResult:
+        """The issue, or why it cannot be read (never KeyError: one bad issue is not fatal)."""
+        reason = _missing_members(raw)
+        if reason is None:
+            try:
+                return self._issue(raw, custom)
+            except ValidationError as error:
+                reason = _unreadable_values(error)
+        members = raw if isinstance(raw, Mapping) else {}
+        key, issue_id = members.get("key"), members.get("id")
+        malformed = MalformedJiraIssue(
+            key=str(key) if key else None,
+            id=str(issue_id) if issue_id else None,
+            position=position,
+            reason=reason,
+            raw=raw,
+        )
+        log.warning("Jira issue %s cannot be read: %s", malformed.ref, reason)
+        return malformed
+
+    def _readable(self, result: JiraSearchResult) -> JiraIssue:
+        """Where one issue was asked for, an unreadable one is an error, not a result."""
+        if isinstance(result, MalformedJiraIssue):
+            raise JiraError(
+                f"Jira at {self.connection.url} sent issue {result.ref} in a form casedesk "
+                f"cannot read: {result.reason}",
+                url=self.connection.url,
+                key=result.key,
+            )
+        return result
+
     def _issue(self, raw: Mapping[str, Any], custom: Mapping[str, str]) -> JiraIssue:
         fields: dict[str, Any] = dict(raw.get("fields") or {})
         status = fields.get("status") or {}
@@ -681,13 +763,18 @@ class JiraClient:
 
     def _comment(self, raw: Mapping[str, Any]) -> JiraComment:
         text = adf_to_text(raw.get("body"))
-        return JiraComment(
-            id=str(raw["id"]),
-            author=JiraUser.from_raw(raw.get("author")),
-            body_text=text,
-            created=raw["created"],
-            updated=raw.get("updated"),
-            is_ours=self.comment_marker in text,
+        comment_id = raw.get("id")
+        # Validated, not indexed: a comment without id or created is a ValidationError that
+        # names the field (the issue is then unreadable), not a KeyError.
+        return JiraComment.model_validate(
+            {
+                "id": None if comment_id is None else str(comment_id),
+                "author": JiraUser.from_raw(raw.get("author")),
+                "body_text": text,
+                "created": raw.get("created"),
+                "updated": raw.get("updated"),
+                "is_ours": self.comment_marker in text,
+            }
         )
 
     def get_issue(self, key: str) -> JiraIssue:
@@ -698,7 +785,7 @@ class JiraClient:
             params={"fields": ",".join([*SEARCH_FIELDS, *custom.values()])},
             key=key,
         )
-        return self._issue(raw, custom)
+        return self._readable(self._read_issue(raw, custom))
 
     def comments(self, issue: JiraIssue | str) -> list[JiraComment]:
         """All comments, oldest first. No request when the issue already embeds all of them."""
@@ -734,8 +821,8 @@ class JiraClient:
             params = {"jql": jql, "startAt": 0, "maxResults": 2, "fields": fields}
             issues = self._request("GET", "search", params=params).get("issues", [])
         if len(issues) > 1:
-            log.warning("several Jira issues carry label %s; using %s", label, issues[0]["key"])
-        return self._issue(issues[0], custom) if issues else None
+            log.warning("several Jira issues carry label %s; using %s", label, _stamp(issues[0])[0])
+        return self._readable(self._read_issue(issues[0], custom)) if issues else None
 
     def get_property(self, key: str, name: str) -> Any | None:
         """An issue property's value, or None when the issue has no such property."""
@@ -851,8 +938,40 @@ class JiraClient:
         self._request("PUT", f"issue/{key}/properties/{name}", body=value, key=key)
 
 
-def _stamp(raw: Mapping[str, Any]) -> tuple[str, str]:
-    return str(raw.get("key")), str((raw.get("fields") or {}).get("updated"))
+def _stamp(raw: Any) -> tuple[str | None, str]:
+    """(key, updated) of a raw search result, whatever shape Jira sent it in."""
+    if not isinstance(raw, Mapping):
+        return None, ""
+    fields = raw.get("fields")
+    updated = fields.get("updated") if isinstance(fields, Mapping) else None
+    key = raw.get("key")
+    return (str(key) if key else None), str(updated)
+
+
+def _missing_members(raw: Any) -> str | None:
+    """Why a raw search result cannot be an issue at all, or None when it has what it needs."""
+    if not isinstance(raw, Mapping):
+        return f"Jira sent {type(raw).__name__} where an issue belongs"
+    fields = raw.get("fields")
+    present = {
+        "key": raw.get("key"),
+        "id": raw.get("id"),
+        "updated": fields.get("updated") if isinstance(fields, Mapping) else None,
+    }
+    missing = [name for name, value in present.items() if value in (None, "")]
+    if not missing:
+        return None
+    return "Jira sent the issue without " + " and ".join(f"'{name}'" for name in missing)
+
+
+def _unreadable_values(error: ValidationError) -> str:
+    """A ValidationError of JiraIssue or JiraComment as one line a person can act on."""
+    what = "comment" if error.title == JiraComment.__name__ else "issue"
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+        for detail in error.errors()
+    )
+    return f"unreadable {what} value ({problems})"
 
 
 def _check_label(label: str) -> None:

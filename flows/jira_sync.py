@@ -10,7 +10,9 @@ becomes a numbered case, routed by the rules (which keep what a person triaged i
 one takes what changed in Jira since the version we saw last (the snapshot kept on that version's
 ledger row), its new comments, and its status, walked through legal moves. A case that becomes
 resolved here queues the feedback request in the same transaction, once per resolution round.
-A malformed issue is recorded as SKIPPED with its reason and the others go on.
+A malformed issue is recorded as SKIPPED with its reason and the others go on; so is a search
+result the connector could not read at all (no key, id or `updated`), as
+`jira:KEY@unreadable-<hash of what Jira sent>`, once however often later runs read it again.
 
 Paging. Data Center pages by offset, and the connector survives issues moving mid-sync. Cloud's
 `nextPageToken` is opaque: when an issue already read is edited mid-sync, it moves to the end of
@@ -31,7 +33,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
-from connectors.jira_client import JiraClient, JiraIssue, JiraNotFoundError
+from connectors.jira_client import (
+    JiraClient,
+    JiraIssue,
+    JiraNotFoundError,
+    JiraSearchResult,
+    MalformedJiraIssue,
+)
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction
 from flows.intake import may_write_to
 from mapping.case import Case, CaseStatus, LogKind
@@ -59,6 +67,7 @@ __all__ = [
     "previous_snapshot",
     "pull",
     "resolution_round",
+    "result_location",
     "watermark_name",
 ]
 
@@ -86,6 +95,21 @@ def issue_identity(key: str) -> str:
 def issue_location(key: str, updated: datetime) -> str:
     """One version of an issue: the ledger's dedupe key."""
     return f"jira:{key}@{updated.astimezone(UTC).isoformat()}"
+
+
+def result_location(result: JiraSearchResult) -> str:
+    """The ledger's dedupe key for anything a search page holds, readable or not."""
+    if isinstance(result, MalformedJiraIssue):
+        # No `updated` to name a version by: what Jira sent names it, so the same broken
+        # answer is recorded once and a changed one (perhaps fixed) is looked at again.
+        name = result.key or result.id or "unidentified"
+        return f"jira:{name}@unreadable-{result.fingerprint}"
+    return issue_location(result.key, result.updated)
+
+
+def _newest_update(page: list[JiraSearchResult]) -> datetime | None:
+    """The latest `updated` among the page's readable issues (None: none could be read)."""
+    return max((r.updated for r in page if isinstance(r, JiraIssue)), default=None)
 
 
 @dataclass
@@ -158,13 +182,13 @@ class JiraPull:
         stored = store.watermark(watermark_name(context.project))
         self.start_watermark = datetime.fromisoformat(stored) if stored else None
         self._high = self.start_watermark
-        self._read: set[tuple[str, datetime]] = set()  # versions read in this run
+        self._read: set[str] = set()  # locations of the versions read in this run
         # An initial import brings in history: issues resolved long ago get no feedback request.
         self.incremental = self.start_watermark is not None
 
     # -- reading -----------------------------------------------------------------------------
 
-    def pages(self) -> Iterator[list[JiraIssue]]:
+    def pages(self) -> Iterator[list[JiraSearchResult]]:
         """Pages of issue versions not yet read in this run, oldest first."""
         if self.context.flavor != "cloud":
             yield from self._fresh_pages(
@@ -175,18 +199,20 @@ class JiraPull:
             return
         yield from self._keyset_pages()
 
-    def _fresh_pages(self, pages: Iterator[list[JiraIssue]]) -> Iterator[list[JiraIssue]]:
+    def _fresh_pages(
+        self, pages: Iterator[list[JiraSearchResult]]
+    ) -> Iterator[list[JiraSearchResult]]:
         for page in pages:
             fresh = self._fresh(page)
             if fresh:
                 yield fresh
 
-    def _fresh(self, page: list[JiraIssue]) -> list[JiraIssue]:
-        fresh = [issue for issue in page if (issue.key, issue.updated) not in self._read]
-        self._read.update((issue.key, issue.updated) for issue in fresh)
+    def _fresh(self, page: list[JiraSearchResult]) -> list[JiraSearchResult]:
+        fresh = [result for result in page if result_location(result) not in self._read]
+        self._read.update(result_location(result) for result in fresh)
         return fresh
 
-    def _keyset_pages(self) -> Iterator[list[JiraIssue]]:
+    def _keyset_pages(self) -> Iterator[list[JiraSearchResult]]:
         """Cloud: each page a new search from the last `updated` read (see the module doc)."""
         since, overlap = self.start_watermark, self.context.overlap
         size = self.context.page_size
@@ -206,29 +232,35 @@ class JiraPull:
                 yield fresh
             if len(page) < size:
                 return  # a short page is the last one: no request just to learn that
-            since, overlap = max(issue.updated for issue in page), timedelta(0)
+            newest = _newest_update(page)
+            if newest is not None:  # else search the same window again and page past it
+                since, overlap = newest, timedelta(0)
 
     # -- writing -----------------------------------------------------------------------------
 
-    def apply_page(self, page: list[JiraIssue]) -> JiraSyncReport:
+    def apply_page(self, page: list[JiraSearchResult]) -> JiraSyncReport:
         """Apply one page and move the watermark, in one transaction."""
         report = JiraSyncReport(pages=1, issues_read=len(page))
         before = self.client.request_count
-        top = max(issue.updated for issue in page)
-        high = top if self._high is None else max(self._high, top)
+        top = _newest_update(page)
+        high = max((t for t in (self._high, top) if t is not None), default=None)
         with self.store.transaction() as tx:
-            locations = {issue.key: issue_location(issue.key, issue.updated) for issue in page}
-            seen = tx.seen_locations(SOURCE, list(locations.values()))
-            for issue in page:
-                if locations[issue.key] in seen:
+            locations = [result_location(result) for result in page]
+            seen = tx.seen_locations(SOURCE, locations)
+            for result, location in zip(page, locations, strict=True):
+                if location in seen:
                     report.already_seen += 1
-                    continue
-                self._apply_safely(tx, issue, report)
-            tx.set_watermark(
-                watermark_name(self.context.project), high.isoformat(), now=self.context.clock()
-            )
+                elif isinstance(result, MalformedJiraIssue):
+                    self._skip(tx, result, report, result.reason)
+                else:
+                    self._apply_safely(tx, result, report)
+                seen.add(location)  # the ledger takes one row per location
+            if high is not None:  # a first page of only unreadable results moves nothing
+                tx.set_watermark(
+                    watermark_name(self.context.project), high.isoformat(), now=self.context.clock()
+                )
         self._high = high
-        report.watermark = high.isoformat()
+        report.watermark = None if high is None else high.isoformat()
         report.requests = self.client.request_count - before
         return report
 
@@ -248,21 +280,22 @@ class JiraPull:
             self._skip(tx, issue, report, str(error))
 
     def _skip(
-        self, tx: StoreTransaction, issue: JiraIssue, report: JiraSyncReport, reason: str
+        self, tx: StoreTransaction, result: JiraSearchResult, report: JiraSyncReport, reason: str
     ) -> None:
-        logger.warning("Jira issue %s skipped: %s", issue.key, reason)
+        name = result.key if isinstance(result, JiraIssue) else result.ref
+        logger.warning("Jira issue %s skipped: %s", name, reason)
         tx.record(
             LedgerEntry(
                 source=SOURCE,
-                location=issue_location(issue.key, issue.updated),
-                identity=issue_identity(issue.key),
+                location=result_location(result),
+                identity=issue_identity(result.key or result.id or "unidentified"),
                 decision=LedgerDecision.SKIPPED,
                 reason=reason,
-                received_at=issue.updated,
+                received_at=result.updated if isinstance(result, JiraIssue) else None,
                 recorded_at=self.context.clock(),
             )
         )
-        report.skipped.append(f"{issue.key}: {reason}")
+        report.skipped.append(f"{name}: {reason}")
 
     def _apply(self, tx: StoreTransaction, issue: JiraIssue, report: JiraSyncReport) -> None:
         context, now = self.context, self.context.clock()

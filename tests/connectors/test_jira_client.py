@@ -7,6 +7,7 @@ jira_openapi.py), so these tests cannot drift into a Jira of our own imagination
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -29,7 +30,9 @@ from connectors.jira_client import (
     JiraIssue,
     JiraRateLimitError,
     JiraRequestError,
+    JiraSearchResult,
     JiraTransitionError,
+    MalformedJiraIssue,
     text_to_adf,
 )
 from mapping.jira_issue import adf_to_text
@@ -277,8 +280,17 @@ FIELDS = [
 ]
 
 
-def keys(pages: list[list[JiraIssue]]) -> list[str]:
+def keys(pages: list[list[JiraSearchResult]]) -> list[str | None]:
     return [i.key for page in pages for i in page]
+
+
+def unreadable(raw: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The issue without these members (key, id) or fields, as a rewriting proxy might send it.
+    Still contract-valid: IssueBean requires none of them and its fields are free-form."""
+    broken = copy.deepcopy(raw)
+    for name in names:
+        del (broken if name in ("key", "id") else broken["fields"])[name]
+    return broken
 
 
 # -- connection values ------------------------------------------------------------------------
@@ -393,6 +405,92 @@ def test_dc_search_steps_back_when_the_order_shifts(mock: JiraMock, client: Jira
     assert found.count("SUP-2") == 2  # once as it was, once as updated
     starts = [mock.params(c)["startAt"][0] for c in mock.calls("GET", "search")]
     assert starts == ["0", "2", "0", "2", "4"]
+
+
+def one_page(flavor: Flavor, items: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    if flavor == "cloud":
+        return "search/jql", {"issues": items, "isLast": True}
+    return "search", {"startAt": 0, "maxResults": 50, "total": len(items), "issues": items}
+
+
+def test_an_unreadable_issue_stands_in_its_page_and_the_others_go_on(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    items = [
+        issue(flavor, 1),
+        unreadable(issue(flavor, 2), "updated"),
+        unreadable(issue(flavor, 3), "key"),
+        unreadable(issue(flavor, 4), "key", "id"),
+        issue(flavor, 5),
+    ]
+    mock.add("GET", *one_page(flavor, items))
+
+    [page] = list(client.search_updated_since(None))
+
+    first, no_updated, no_key, nameless, last = page
+    assert isinstance(first, JiraIssue) and isinstance(last, JiraIssue)
+    assert (first.key, last.key) == ("SUP-1", "SUP-5")
+    assert isinstance(no_updated, MalformedJiraIssue)
+    assert (no_updated.ref, no_updated.reason) == ("SUP-2", "Jira sent the issue without 'updated'")
+    assert no_updated.raw == items[1] and no_updated.id == "10002"
+    assert isinstance(no_key, MalformedJiraIssue)
+    assert (no_key.ref, no_key.reason) == ("issue id 10003", "Jira sent the issue without 'key'")
+    assert isinstance(nameless, MalformedJiraIssue)
+    assert nameless.ref == "search result 4 of its page"
+    assert nameless.reason == "Jira sent the issue without 'key' and 'id'"
+
+    # The same answer gives the same fingerprint (how the sync knows it recorded it already).
+    [again] = list(client.search_updated_since(None))
+    fingerprints = [r.fingerprint for r in page if isinstance(r, MalformedJiraIssue)]
+    assert [r.fingerprint for r in again if isinstance(r, MalformedJiraIssue)] == fingerprints
+    assert len(set(fingerprints)) == 3
+
+
+def test_values_of_the_wrong_kind_make_one_issue_unreadable(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    bad_date = issue(flavor, 1)
+    bad_date["fields"]["updated"] = "yesterday"
+    bad_comment = issue(flavor, 2, comments=[comment(flavor, 1, "还是不行")])
+    del bad_comment["fields"]["comment"]["comments"][0]["created"]
+    mock.add("GET", *one_page(flavor, [bad_date, bad_comment, issue(flavor, 3)]))
+
+    [[date_issue, comment_issue, fine]] = list(client.search_updated_since(None))
+
+    assert isinstance(date_issue, MalformedJiraIssue) and date_issue.key == "SUP-1"
+    assert date_issue.reason.startswith("unreadable issue value (updated: Input should be")
+    assert isinstance(comment_issue, MalformedJiraIssue) and comment_issue.key == "SUP-2"
+    assert comment_issue.reason.startswith("unreadable comment value (created: Input should be")
+    assert isinstance(fine, JiraIssue) and fine.key == "SUP-3"
+
+
+@pytest.mark.parametrize("flavor", ["dc"])
+def test_dc_an_unreadable_issue_on_a_page_boundary_comes_once(
+    mock: JiraMock, client: JiraClient
+) -> None:
+    broken = unreadable(issue("dc", 2), "updated")
+
+    def page(start: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"startAt": start, "maxResults": 2, "total": 3, "issues": items}
+
+    mock.add("GET", "search", page(0, [issue("dc", 1), broken]))
+    mock.add("GET", "search", page(1, [broken, issue("dc", 3)]))
+
+    pages = list(client.search_updated_since(None, page_size=2))
+
+    assert keys(pages) == ["SUP-1", "SUP-2", "SUP-3"]
+    assert isinstance(pages[0][1], MalformedJiraIssue)
+    # Found again where it was: no step back.
+    assert [mock.params(c)["startAt"] for c in mock.calls("GET", "search")] == [["0"], ["1"]]
+
+
+def test_an_unreadable_issue_asked_for_by_key_is_a_jira_error(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    mock.add("GET", "issue/SUP-2", unreadable(issue(flavor, 2), "updated"))
+    with pytest.raises(JiraError, match=r"issue SUP-2 .*without 'updated'") as caught:
+        client.get_issue("SUP-2")
+    assert caught.value.key == "SUP-2" and caught.value.url == BASE
 
 
 def test_wrong_flavor_on_cloud_gets_410_and_a_clear_error(sleeper: Sleeper) -> None:

@@ -327,6 +327,55 @@ def test_malformed_issues_are_skipped_listed_and_the_rest_go_on(
     assert world.pull().new_cases != []
 
 
+@pytest.mark.parametrize(
+    ("withheld", "named"), [(("updated",), "SUP-2"), (("key",), "issue id {id}")]
+)
+def test_unreadable_issues_are_skipped_listed_and_the_rest_go_on(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    withheld: tuple[str, ...],
+    named: str,
+) -> None:
+    world.fake.add_issue("fine one")
+    broken = world.fake.add_issue("broken one")
+    world.fake.add_issue("fine two")
+    world.fake.withhold(broken.key, *withheld)
+    name, reason = named.format(id=broken.id), f"Jira sent the issue without '{withheld[0]}'"
+
+    report = world.pull()
+    assert len(report.new_cases) == 2
+    assert report.skipped == [f"{name}: {reason}"]
+    [skipped] = world.store.ledger_entries(decision=LedgerDecision.SKIPPED)
+    where = broken.key if "key" not in withheld else str(broken.id)
+    assert skipped.location.startswith(f"jira:{where}@unreadable-")
+    assert skipped.reason == reason and skipped.received_at is None
+    assert world.pull().skipped == []  # the same answer is recorded once, not every run
+    assert len(world.store.ledger_entries(decision=LedgerDecision.SKIPPED)) == 1
+
+    config = tmp_path / "casedesk.toml"
+    config.write_text(f'database_url = "{world.settings.database_url}"\n', encoding="utf-8")
+    assert main(["jira", "skipped", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"{where}@unreadable-" in out and reason in out
+
+    # Jira answers properly again: the issue comes in, though nobody edited it.
+    world.fake.withhold(broken.key)
+    again = world.pull()
+    assert len(again.new_cases) == 1 and again.skipped == []
+    assert world.case_for(broken.key).subject == "broken one"
+
+
+def test_a_first_import_of_only_unreadable_issues_moves_no_watermark(world: World) -> None:
+    broken = world.fake.add_issue("broken one")
+    world.fake.withhold(broken.key, "updated")
+    report = world.pull()
+    assert report.new_cases == [] and len(report.skipped) == 1
+    assert report.watermark is None
+    assert world.store.watermark(watermark_name("SUP")) is None
+    assert world.pull().skipped == []
+
+
 def test_issues_edited_mid_sync_are_not_skipped(world: World) -> None:
     keys = world.fake.add_issues(300, end=world.clock.now)
     seen: list[str] = []
