@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +17,7 @@ import typer
 from flows.cli_jira import jira_app, jira_summary
 from flows.cli_outbox import outbox_app
 from flows.cli_quarantine import mailbox_reconcile, quarantine_app
+from flows.cli_review import review_app
 from flows.cli_rules import rules_app
 from mapping.errors import CasedeskError
 
@@ -36,6 +37,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(rules_app, name="rules")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(jira_app, name="jira")
+app.add_typer(review_app, name="review")
 mailbox_app.command("reconcile")(mailbox_reconcile)
 
 ConfigOption = Annotated[
@@ -224,11 +226,6 @@ def mailbox_add(
             raise CasedeskError(f"cannot read {file}: {error}") from error
     mailbox.close()
     typer.echo(f"delivered {len(files)} message(s) to {maildirs[0].path}")
-
-
-def register(name: str, loader: Callable[[], typer.Typer]) -> None:
-    """Mount a sub-command group that lives in its own module."""
-    app.add_typer(loader(), name=name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,8 @@ never blocks the others; the mailbox's watermark is written in the same transact
 
 Each message is classified (`mapping.classify`) and handled by kind, from a table: a new report
 opens a case; a reply is logged on its case (a reply found only by the subject token, from
-someone who is not on the case, is held for review and never applied); an auto-reply is logged
+someone who is not on the case, is held for review and never applied until a person decides:
+see `resolve_held`); an auto-reply is logged
 on its case and never answered; a bounce is logged on the case of the bounced mail and the
 address is suppressed; our own mail coming back is dropped. Every decision and its reason goes
 on the message's ledger row.
@@ -18,6 +19,7 @@ import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -36,10 +38,12 @@ __all__ = [
     "IntakeContext",
     "IntakeReport",
     "PreparedMessage",
+    "ReviewAction",
     "finish_pending_marks",
     "ingest_batch",
     "ingest_one_safely",
     "prepare",
+    "resolve_held",
     "retry_quarantined",
 ]
 
@@ -255,6 +259,82 @@ def retry_quarantined(store: CaseStore, entry_id: int, context: IntakeContext) -
         )
         report = IntakeReport(fetched=1)
         ingest_one_safely(tx, message, context, report, replaces=entry_id, size_limit=False)
+        return tx.ledger_entries(entry_id=entry_id)[0]
+
+
+class ReviewAction(StrEnum):
+    """What a person decides about a reply that was held for review."""
+
+    #: The sender belongs to the candidate case: apply the reply, and make them a collaborator
+    #: so that their next replies are applied without review.
+    ACCEPT = "accept"
+    #: It is a report of its own: open a new case (and confirm it to the sender).
+    NEW_CASE = "new"
+    #: Neither: keep it (raw, in the ledger) and never apply it.
+    DISMISS = "dismiss"
+
+
+def resolve_held(
+    store: CaseStore,
+    entry_id: int,
+    action: ReviewAction,
+    context: IntakeContext,
+    *,
+    reviewer: str,
+    note: str = "",
+) -> LedgerEntry:
+    """Carry out a person's decision on a held reply; returns its updated ledger row."""
+    with store.transaction() as tx:
+        entries = tx.ledger_entries(entry_id=entry_id)
+        if not entries:
+            raise CasedeskError(f"no ledger entry with id {entry_id}")
+        entry = entries[0]
+        if entry.decision != LedgerDecision.HELD_FOR_REVIEW:
+            raise CasedeskError(
+                f"ledger entry {entry_id} is not held for review (it is {entry.decision.value})"
+            )
+        why = f"{action.value} by {reviewer} at review" + (f": {note}" if note else "")
+        if action is ReviewAction.DISMISS:
+            tx.update_ledger(
+                entry_id, decision=LedgerDecision.SKIPPED.value, reason=f"{why} ({entry.reason})"
+            )
+            return tx.ledger_entries(entry_id=entry_id)[0]
+        if entry.blob_sha256 is None:  # pragma: no cover - held rows always keep their bytes
+            raise CasedeskError(f"ledger entry {entry_id} kept no raw message")
+        mailbox, folder, uidvalidity, uid = _split_location(entry.location)
+        message = RawMessage(
+            mailbox=mailbox,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            raw=tx.get_blob(entry.blob_sha256),
+            received_at=entry.received_at,
+        )
+        parsed = parse_email(message.raw)
+        report = IntakeReport(fetched=1)
+        if action is ReviewAction.ACCEPT:
+            number = (entry.detail or {}).get("candidate_case")
+            case = tx.find_case(number) if number else None
+            if case is None:
+                raise CasedeskError(f"ledger entry {entry_id} names no case that exists")
+            sender = parsed.from_address or ""
+            if sender and sender not in case.collaborators:
+                case.collaborators = [*case.collaborators, sender]
+                case.log(
+                    LogKind.ASSIGNMENT,
+                    f"collaborator {sender} added by {reviewer} at review",
+                    at=context.clock(),
+                    actor=reviewer,
+                )
+                tx.save_case(case)
+            verdict = Classification(
+                kind=MessageKind.REPLY, reason=why, case_number=case.number, matched_by="review"
+            )
+            _reply(tx, message, parsed, verdict, entry, context, report)
+        else:
+            verdict = Classification(kind=MessageKind.NEW_REPORT, reason=why)
+            _new_report(tx, message, parsed, verdict, entry, context, report)
+        _write(tx, entry, entry_id, report)
         return tx.ledger_entries(entry_id=entry_id)[0]
 
 
