@@ -144,6 +144,10 @@ def decode_bytes(
             text = data.decode(candidate)
         except (UnicodeDecodeError, LookupError):
             continue
+        if codec is None and candidate == "gb18030" and not _reads_as_chinese(text):
+            # Latin-1 names and subjects ("Formação", "Verão") often decode as GB18030 too,
+            # pairing an accented letter with the ASCII letter after it into a rare character.
+            continue
         if candidate == codec and not _looks_mislabelled(data, codec):
             return text, None
         if codec is None:
@@ -188,7 +192,23 @@ def _as_chinese(data: bytes) -> str | None:
         for ch in wide
         if "\u4e00" <= ch <= "\u9fa5" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
     )
-    return text if wide and common >= 0.9 * len(wide) else None
+    if not wide or common < 0.9 * len(wide):
+        return None
+    return text if _reads_as_chinese(text) else None
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Most non-ASCII characters are in GB2312 (the 6,763 characters in everyday use).
+
+    Any byte string of Latin-1 or Cyrillic letters decodes as *some* GB18030 text, but into rare
+    characters (an accented letter pairs with the ASCII letter after it: "Dij\\x8aat" gives
+    "Dij奱t"); real Chinese text is almost all GB2312 characters, a rare name character aside.
+    """
+    wide = "".join(ch for ch in text if ord(ch) > 0x7F)
+    if not wide:
+        return True
+    rare = wide.encode("gb2312", errors="replace").count(b"?")
+    return rare * 3 <= len(wide)
 
 
 def _looks_mislabelled(data: bytes, codec: str) -> bool:
@@ -200,9 +220,9 @@ def _looks_mislabelled(data: bytes, codec: str) -> bool:
 
 
 _SHORT = 48
-_SINGLE_BYTE = frozenset(
-    {"cp1252", "iso8859-1", "iso8859-15", "cp1250", "iso8859-2", "cp1251", "koi8-r"}
-)
+#: Latin labels Chinese clients put on GBK bytes. Cyrillic labels are not among them: Russian text
+#: is all 8-bit bytes by nature, and read as GB18030 it turns into Chinese-looking nonsense.
+_SINGLE_BYTE = frozenset({"cp1252", "iso8859-1", "iso8859-15", "cp1250", "iso8859-2"})
 
 
 # RFC 2047 encoded words. Deliberately lenient: senders leave out the whitespace around them,
@@ -295,8 +315,15 @@ def _decode_words(text: str, problems: list[str]) -> str:
     return _unfold("".join(out))
 
 
+_FOLD = re.compile(r"[ \t]*(?:\r?\n[ \t]*)+")
+
+
 def _unfold(text: str) -> str:
-    return re.sub(r"\r?\n[ \t]+", " ", text).replace("\r", "").replace("\n", " ").strip()
+    # A fold and the whitespace around it are one space: a header folded over a blank
+    # continuation line ("TEST\r\n \r\n\t=?...?=") must not come out with two.
+    if "\n" not in text:
+        return text.replace("\r", "").strip()
+    return _FOLD.sub(" ", text).replace("\r", "").strip()
 
 
 _HTML_CONFIG = ParserConfig(css=CSS_PROFILES["strict"], display_links=False)

@@ -9,9 +9,12 @@ One part that cannot be decoded becomes a note in `problems`, never a failed mes
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.utils
 import hashlib
 import logging
+import quopri
 import re
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -174,6 +177,12 @@ class _Collector:
             raw_param = part.get_param("name")
         if raw_param is None:
             return None
+        if isinstance(raw_param, str) and "\ufffd" in raw_param:
+            # compat32 hands a header with raw 8-bit bytes out as a Header that has already
+            # replaced them with U+FFFD; read the parameter from the raw bytes instead.
+            name = _raw_8bit_filename(part)
+            if name is not None:
+                return name
         if isinstance(raw_param, tuple):  # RFC 2231: (charset, language, %-decoded latin-1)
             charset, _language, value = raw_param
             data = bytes(str(value), "raw-unicode-escape")
@@ -218,12 +227,20 @@ class _Collector:
         inner = children[0] if children else None
         if inner is None:
             return
-        self.attached_ids.extend(_ids(_raw_header(inner, "Message-ID")))
         try:
             data = inner.as_bytes(policy=compat32)
         except (LookupError, ValueError, TypeError, UnicodeError) as error:
             self.problems.append(f"part {path} (message/rfc822): cannot re-serialise: {error}")
             data = b""
+        encoding = (_raw_header(part, "Content-Transfer-Encoding") or "").strip().lower()
+        if encoding in ("base64", "quoted-printable") and data:
+            # RFC 2046 forbids encoding a message/rfc822 part, but webmail (Yandex) does it; the
+            # standard library then parses the encoded text as if it were the message.
+            decoded = _decode_transfer(data, encoding)
+            if decoded:
+                data = decoded
+                inner = message_from_bytes(data, policy=compat32)
+        self.attached_ids.extend(_ids(_raw_header(inner, "Message-ID")))
         subject, _ = decode_header_value(_raw_header(inner, "Subject"), hint=self.hint)
         name = self._filename(part) or f"{(subject or 'message')[:80]}.eml"
         self._add_attachment(name, "message/rfc822", data, inline=False)
@@ -288,7 +305,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     raw_from = (raw_headers.get("from") or raw_headers.get("sender") or [""])[0]
     display, address = email.utils.parseaddr(raw_from)
     from_name, _ = decode_header_value(display, hint=hint)
-    address = address.strip().lower()
+    address = _decoded_address(address, hint)
     if "@" not in address:
         address = ""
 
@@ -297,7 +314,9 @@ def parse_email(raw: bytes) -> ParsedEmail:
     problems.extend(collector.problems)
     html = "\n".join(collector.html) if collector.html else None
     if collector.plain and any(text.strip() for text in collector.plain):
-        text = "\n\n".join(piece.strip("\n") for piece in collector.plain)
+        # CRLF first: strip("\n") alone leaves the "\r" of a trailing "\r\n" behind.
+        pieces = (piece.replace("\r\n", "\n").strip("\n") for piece in collector.plain)
+        text = "\n\n".join(pieces)
     elif html is not None:
         try:
             text = html_to_text(html)
@@ -316,8 +335,8 @@ def parse_email(raw: bytes) -> ParsedEmail:
         subject=subject,
         from_name=from_name.strip().strip('"').strip(),
         from_address=address or None,
-        to=_addresses(raw_headers.get("to", [])),
-        cc=_addresses(raw_headers.get("cc", [])),
+        to=_addresses(raw_headers.get("to", []), hint),
+        cc=_addresses(raw_headers.get("cc", []), hint),
         date=_parse_date(first("date")),
         headers=headers,
         content_type=message.get_content_type(),
@@ -339,5 +358,46 @@ def _raw_header(message: Message, name: str) -> str | None:
     return None
 
 
-def _addresses(values: list[str]) -> list[str]:
-    return [address.lower() for _, address in email.utils.getaddresses(values) if "@" in address]
+def _decoded_address(address: str, hint: str | None) -> str:
+    """An address lower-cased; raw UTF-8 (RFC 6532, "jdöe@mächine.example") decoded."""
+    address = address.strip()
+    if not address.isascii():
+        # compat32 keeps the raw bytes as surrogate escapes.
+        address, _ = decode_header_value(address, hint=hint)
+    return address.lower()
+
+
+def _addresses(values: list[str], hint: str | None = None) -> list[str]:
+    return [
+        _decoded_address(address, hint)
+        for _, address in email.utils.getaddresses(values)
+        if "@" in address
+    ]
+
+
+def _decode_transfer(data: bytes, encoding: str) -> bytes:
+    """Base64 or quoted-printable bytes decoded; b"" when they are not what they claim."""
+    try:
+        if encoding == "base64":
+            return base64.b64decode(b"".join(data.split()), validate=True)
+        return quopri.decodestring(data)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _raw_8bit_filename(part: Message) -> str | None:
+    """The filename parameter of a header that carries raw 8-bit bytes (UTF-8 or the body's)."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        raw = _raw_header(part, header)
+        if raw is None:
+            continue
+        # Latin-1 maps each surrogate-escaped byte to one character, so the standard
+        # parameter parser works on it and the bytes come back unchanged afterwards.
+        shadow = Message()
+        shadow[header] = raw.encode("ascii", "surrogateescape").decode("latin-1")
+        value = shadow.get_param(param, header=header)
+        if isinstance(value, str):
+            data = email.utils.unquote(value).encode("latin-1", "replace")
+            name, _ = decode_bytes(data, None, hint=part.get_content_charset())
+            return name.strip() or None
+    return None
