@@ -287,6 +287,68 @@ def test_mobile_footer_is_not_part_of_the_reply() -> None:
     assert visible_reply("部分解决\n\n发自我的iPhone\n") == "部分解决"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Bottom-posting: the quote and its attribution go, the answer below stays.
+        ("On 20/05/2024, Support wrote:\n> 哪个浏览器？\n\nChrome 125。\n", "Chrome 125。"),
+        # A greeting above the attribution stays with the answer.
+        (
+            "Hi,\nOn Mon, 2024-05-20 at 14:00, S wrote:\n> q\n\nOne\nTwo\nThree\n> old\n",
+            "Hi,\nOne\nTwo\nThree",
+        ),
+        # Interleaved answers keep the quoted question between them.
+        ("> 问题一\n\n回答一\n\n> 问题二\n\n回答二\n", "> 问题一\n\n回答一\n\n> 问题二\n\n回答二"),
+        # A ">>>" line inside the text is no quote.
+        (
+            "Visit us.\n>>> http://example.com <<<\nThen click.",
+            "Visit us.\n>>> http://example.com <<<\nThen click.",
+        ),
+        # A link the quoting client broke onto an unquoted line is not an answer.
+        ("Blah\n\nOn 1 May 2024, bob wrote:\n\n> View (http://x.example/a\n_n=3)\n>\n", "Blah"),
+        # Bullets and dashed steps are the report, not a "-Name" signature.
+        ("步骤：\n- 打开页面\n- 点击提交\n\n-Carol\n", "步骤：\n- 打开页面\n- 点击提交"),
+        # A rule line with steps below it is no mailing-list footer.
+        ("Steps:\n----------\n1. open\n2. click\n", "Steps:\n----------\n1. open\n2. click"),
+        (
+            "Thanks\n\n____________\nriak-users mailing list\nhttp://l.example/listinfo/r\n",
+            "Thanks",
+        ),
+        # Attributions of other clients and languages, and Outlook's rule line above them.
+        ("好了\n\n---- John Smith wrote ----\n\n> q\n", "好了"),
+        ("好了\n\n-----Ursprüngliche Nachricht-----\nVon: a@b.de\n", "好了"),
+        (
+            "好了\n\n------------------------------\nOp 13-02-2014 3:18 schreef J <j@r.nl>:\n\nq",
+            "好了",
+        ),
+        ("好了\n\nPå 14 sep 2015 02:23, V (v@r.be) skrev:\n\nq", "好了"),
+        ("好了\n2011/4/7 Nathan <support@example.com>\n\n> q\n", "好了"),
+        ("reply--- On Wed, Apr 4, 2012 at 3:59 PM, me@domain.com wrote:\n> q", "reply"),
+        # A sentence ending in "wrote:" without a date or address is not an attribution.
+        ("He wrote:\nthe export is broken\n", "He wrote:\nthe export is broken"),
+    ],
+    ids=[
+        "bottom-post",
+        "greeting-bottom-post",
+        "interleaved",
+        "arrows",
+        "broken-link",
+        "bullets",
+        "steps-rule",
+        "list-footer",
+        "dashed-wrote",
+        "german-separator",
+        "dutch-schreef",
+        "norwegian-skrev",
+        "gmail-date-address",
+        "same-line",
+        "plain-wrote",
+    ],
+)
+def test_visible_reply_rules(text: str, expected: str) -> None:
+    assert visible_reply(text) == expected
+
+
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
