@@ -16,6 +16,8 @@ import logging
 import re
 from collections.abc import Iterable
 from email import message_from_bytes
+from email.iterators import body_line_iterator
+from email.message import Message
 from email.policy import compat32
 from enum import StrEnum
 
@@ -118,9 +120,12 @@ _BOUNCE_SUBJECT = re.compile(
     r"(?:undeliver|delivery status notification|returned mail|failure notice|"
     r"mail delivery (?:failed|failure|subsystem)|delivery (?:failure|has failed)|"
     r"delivery status|could not be delivered|returned mail|non-?delivery|"
-    r"could not be delivered|nondeliver|non-deliver|系统退信|退信|投递失败|邮件投递失败|无法投递)",
+    r"could not be delivered|nondeliver|non-deliver|delivery warning|user unknown|non remis|"
+    r"系统退信|退信|投递失败|邮件投递失败|无法投递)",
     re.IGNORECASE,
 )
+#: Precedence values a mail server puts on its own reports (with a failure subject: a bounce).
+_MACHINE_PRECEDENCE = frozenset({"bulk", "junk"})
 
 
 def bounce_reason(parsed: ParsedEmail) -> str | None:
@@ -140,7 +145,51 @@ def bounce_reason(parsed: ParsedEmail) -> str | None:
         return "bounce: null Return-Path and a delivery-failure subject"
     if not parsed.from_address and _BOUNCE_SUBJECT.search(parsed.subject):
         return "bounce: no sender and a delivery-failure subject"
+    precedence = (parsed.header("precedence") or "").strip().lower()
+    if precedence in _MACHINE_PRECEDENCE and _BOUNCE_SUBJECT.search(parsed.subject):
+        # Sent by a machine and saying delivery failed: a bounce even when no recipient can be
+        # read from it (it would otherwise pass for an auto-reply).
+        return f"bounce: Precedence {precedence} and a delivery-failure subject"
     return None
+
+
+try:
+    # flufl.bounce's own heuristic tables (private module; absent in older releases).
+    from flufl.bounce._detectors.simplematch import SimpleMatch
+    from flufl.bounce._detectors.simplewarning import SimpleWarning
+except ImportError:  # pragma: no cover - depends on the installed flufl.bounce
+    _SIMPLE_TABLES: tuple[tuple[list[tuple[re.Pattern[str], ...]], bool], ...] = ()
+else:
+    _SIMPLE_TABLES = ((SimpleMatch.PATTERNS, False), (SimpleWarning.PATTERNS, True))
+
+#: flufl.bounce 6.0 keeps an address from its heuristic tables only when the domain matches
+#: [a-z0-9._]+, so every domain with a hyphen (t-online.de, agence-forbin.com) is dropped;
+#: this is the same check with the hyphen allowed.
+_VALID_ADDRESS = re.compile(r"^[\x21-\x3d\x3f\x41-\x7e]+@[a-z0-9._-]+$", re.IGNORECASE)
+
+
+def _simple_failures(message: Message) -> tuple[set[str], set[str]]:
+    """(permanent, temporary) by flufl's SimpleMatch/SimpleWarning tables, hyphens allowed."""
+    lines = list(body_line_iterator(message))
+    for table, temporary in _SIMPLE_TABLES:
+        found: set[str] = set()
+        for start, end, address_re in table:
+            seen = False
+            for line in lines:
+                if not seen and start.search(line):
+                    seen = True
+                if seen:
+                    match = address_re.search(line)
+                    if match and match.group("addr"):
+                        found.add(match.group("addr").strip())
+                    elif end.search(line):
+                        break
+            if found:
+                break
+        valid = {address.lower() for address in found if _VALID_ADDRESS.match(address)}
+        if valid:
+            return (set(), valid) if temporary else (valid, set())
+    return set(), set()
 
 
 def bounce_failures(raw: bytes, parsed: ParsedEmail) -> tuple[list[str], list[str]]:
@@ -154,6 +203,11 @@ def bounce_failures(raw: bytes, parsed: ParsedEmail) -> tuple[list[str], list[st
         temporary, permanent = frozenset(), frozenset()
     permanent_set = {_address(item) for item in permanent}
     temporary_set = {_address(item) for item in temporary}
+    if not permanent_set and not temporary_set:
+        try:
+            permanent_set, temporary_set = _simple_failures(message)
+        except (ValueError, TypeError, LookupError, AttributeError) as error:
+            logger.warning("the bounce tables could not read a bounce: %s", error)
     for value in parsed.headers.get("x-failed-recipients", []):
         permanent_set.update(part.strip().lower() for part in value.split(",") if "@" in part)
     permanent_set.discard("")
