@@ -77,6 +77,13 @@ OTHER_QUOTE_HEADERS: dict[str, re.Pattern[str]] = {
         r"(?=\s*\n[ \t]*>)",
         re.MULTILINE,
     ),
+    # A forwarded message's marker: the reply ends there (a forwarded report's description is
+    # the whole text, see mapping.email_to_case).
+    "forward": re.compile(
+        r"^[ \t>]*(?:-{2,}\s*(?:Forwarded message|Weitergeleitete Nachricht|Message transféré|"
+        r"Mensaje reenviado|Messaggio inoltrato)\s*-{2,}|Begin forwarded message:)[ \t]*$",
+        re.MULTILINE | re.IGNORECASE,
+    ),
     # "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:" on one line with the reply.
     "same_line": re.compile(r"[ \t]*-*[ \t]*On\s[^\n]{0,200}?\d[^\n]{0,200}\swrote:[ \t]*$", re.M),
 }
@@ -175,6 +182,10 @@ def _without_bottom_quote(text: str) -> str:
         above -= 1
     if above >= 0 and lines[above].rstrip().endswith(":"):
         start = above  # the "On … wrote:" line belongs to the quote
+        head = "\n".join(lines[: above + 1])
+        cut = len(_cut_quote(head))
+        if cut < len(head):
+            start = min(start, head.count("\n", 0, cut))  # an attribution wrapped over lines
     elif above >= 0:
         return text  # a ">>>" line inside the text, not a quote
     before = [line for line in lines[:start] if line.strip()]

@@ -324,6 +324,13 @@ def test_mobile_footer_is_not_part_of_the_reply() -> None:
         ("好了\n\nPå 14 sep 2015 02:23, V (v@r.be) skrev:\n\nq", "好了"),
         ("好了\n2011/4/7 Nathan <support@example.com>\n\n> q\n", "好了"),
         ("reply--- On Wed, Apr 4, 2012 at 3:59 PM, me@domain.com wrote:\n> q", "reply"),
+        # The reply ends at a forwarded message's marker.
+        ("FYI\n\n---------- Forwarded message ----------\nFrom: a@b.c\n\nText", "FYI"),
+        # An attribution wrapped over two lines goes whole with the quote below it.
+        (
+            "Hi\n\nOn Fri, May 6, 2011 at 6:03 PM, Roman from News\n<r@d.com> wrote:\n\n> T\n\nOK",
+            "Hi\n\nOK",
+        ),
         # A sentence ending in "wrote:" without a date or address is not an attribution.
         ("He wrote:\nthe export is broken\n", "He wrote:\nthe export is broken"),
     ],
@@ -342,6 +349,8 @@ def test_mobile_footer_is_not_part_of_the_reply() -> None:
         "norwegian-skrev",
         "gmail-date-address",
         "same-line",
+        "forward-marker",
+        "wrapped-attribution",
         "plain-wrote",
     ],
 )
