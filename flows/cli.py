@@ -5,9 +5,7 @@ Only this module prints, and what it prints is for people: tables, records, one-
 
 from __future__ import annotations
 
-import os
 import sys
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +17,13 @@ from flows.cli_outbox import outbox_app
 from flows.cli_quarantine import mailbox_reconcile, quarantine_app
 from flows.cli_review import review_app
 from flows.cli_rules import rules_app
+from flows.cli_support import (
+    ConfigOption,
+    load,
+    one_shot_prefect,
+    prepare_prefect,
+    table,
+)
 from mapping.errors import CasedeskError
 
 app = typer.Typer(
@@ -40,70 +45,15 @@ app.add_typer(jira_app, name="jira")
 app.add_typer(review_app, name="review")
 mailbox_app.command("reconcile")(mailbox_reconcile)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
-
-
-def _settings(config: Path | None) -> Any:
-    from flows.settings import load_settings  # keep `--help` fast
-
-    return load_settings(config)
-
-
-def display_width(text: str) -> int:
-    """Columns a string takes in a terminal: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def clip(text: str, width: int) -> str:
-    out, used = "", 0
-    for ch in text:
-        w = display_width(ch)
-        if used + w > width - 1 and display_width(text) > width:
-            return out + "…"
-        out, used = out + ch, used + w
-    return out
-
-
-def table(rows: Sequence[dict[str, Any]], *, max_width: int = 40) -> str:
-    """A plain, aligned table that reads the same in any terminal or log."""
-    if not rows:
-        return "(none)"
-    columns = list(rows[0])
-    cells = [[clip(str(row[c]), max_width) for c in columns] for row in rows]
-    widths = [
-        max(display_width(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        padded = (v + " " * (w - display_width(v)) for v, w in zip(values, widths, strict=True))
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-def prepare_prefect() -> None:
-    """Quiet, quick one-shot flow runs: no telemetry, no 1 s heartbeat join at the end."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-
 
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the flows once, in order: intake from every mailbox, then send queued mail."""
     prepare_prefect()
-    settings = _settings(config)  # a bad file stops here, before Prefect starts
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
+    settings = load(config)  # a bad file stops here, before Prefect starts
     from flows.run_flow import run_flow
 
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with one_shot_prefect():
         report = run_flow(str(config) if config else None)
     intake, outbox = report.intake, report.outbox
     typer.echo(
@@ -130,7 +80,7 @@ def run(config: ConfigOption = None) -> None:
 def serve(config: ConfigOption = None) -> None:
     """Keep running the whole pass on a schedule, as a Prefect deployment (Ctrl-C stops)."""
     prepare_prefect()
-    settings = _settings(config)
+    settings = load(config)
     from flows.deployments import serve_forever
 
     typer.echo(
@@ -155,11 +105,8 @@ def cases_list(
             statuses = [CaseStatus.parse(status)]
         except ValueError as error:
             raise CasedeskError(str(error)) from error
-    store = open_store(_settings(config))
-    try:
+    with open_store(load(config)) as store:
         cases = store.list_cases(statuses=statuses)
-    finally:
-        store.close()
     typer.echo(table([case.summary_row() for case in cases]))
 
 
@@ -169,21 +116,17 @@ def cases_show(number: str, config: ConfigOption = None) -> None:
     from flows.case_view import render_case
     from flows.runtime import open_store
 
-    store = open_store(_settings(config))
-    try:
+    with open_store(load(config)) as store:
         case = store.get_case(number)
-    finally:
-        store.close()
     typer.echo(render_case(case))
 
 
 @config_app.command("check")
 def config_check(config: ConfigOption = None) -> None:
     """Validate the settings and print the effective values, secrets masked."""
-
     from flows.settings import config_path
 
-    settings = _settings(config)
+    settings = load(config)
     source = config_path(config)
     typer.echo(f"settings: {source or 'defaults'} (+ CASEDESK_* environment)")
     for key, value in _flatten(settings.redacted()):
@@ -214,7 +157,7 @@ def mailbox_add(
     from connectors.maildir_mailbox import MaildirMailbox
     from flows.settings import MaildirMailboxSettings
 
-    settings = _settings(config)
+    settings = load(config)
     maildirs = [m for m in settings.mailboxes if isinstance(m, MaildirMailboxSettings)]
     if not maildirs:
         raise CasedeskError("no Maildir mailbox is configured; deliver through your mail server")

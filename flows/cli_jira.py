@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import typer
+
+from flows.cli_support import ConfigOption, load, one_shot_prefect, prepare_prefect, table
 
 if TYPE_CHECKING:
     from flows.jira_flow import JiraReport
@@ -13,13 +14,6 @@ if TYPE_CHECKING:
 __all__ = ["jira_app", "jira_summary"]
 
 jira_app = typer.Typer(help="Sync with Jira and look at what it skipped.", no_args_is_help=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
 
 
 def jira_summary(report: JiraReport | None, error: str | None = None) -> str:
@@ -42,18 +36,15 @@ def jira_summary(report: JiraReport | None, error: str | None = None) -> str:
 @jira_app.command("sync")
 def jira_sync(config: ConfigOption = None) -> None:
     """Push pending changes to Jira and pull what changed there, once."""
-    from flows.cli import _settings, prepare_prefect
     from mapping.errors import ConfigError
 
     prepare_prefect()
-    settings = _settings(config)  # a bad file stops here, before Prefect starts
+    settings = load(config)  # a bad file stops here, before Prefect starts
     if not settings.jira.enabled:
         raise ConfigError("Jira is not enabled; set enabled = true under [jira]", key="jira")
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
     from flows.jira_flow import jira_flow
 
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with one_shot_prefect():
         report = jira_flow(str(config) if config else None)
     typer.echo(jira_summary(report))
 
@@ -62,15 +53,11 @@ def jira_sync(config: ConfigOption = None) -> None:
 def jira_skipped(config: ConfigOption = None) -> None:
     """Issue versions the sync skipped, with the reason; fix the issue or the mapping."""
     from connectors.store import LedgerDecision
-    from flows.cli import _settings, table
     from flows.jira_sync import SOURCE
     from flows.runtime import open_store
 
-    store = open_store(_settings(config))
-    try:
+    with open_store(load(config)) as store:
         entries = store.ledger_entries(decision=LedgerDecision.SKIPPED)
-    finally:
-        store.close()
     rows = [
         {
             "issue": entry.location.removeprefix(f"{SOURCE}:"),

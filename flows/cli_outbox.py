@@ -6,11 +6,11 @@ Mounted by flows/cli.py. Like the rest of the CLI, only this module prints here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from flows.cli_support import ConfigOption, load, table
 from mapping.errors import CasedeskError
 
 __all__ = ["outbox_app"]
@@ -18,21 +18,6 @@ __all__ = ["outbox_app"]
 outbox_app = typer.Typer(
     help="Outgoing mail: what is queued, sent or failed.", no_args_is_help=True
 )
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
-
-
-def _open_store(config: Path | None) -> Any:
-    # Imported here so that `casedesk --help` stays fast.
-    from flows.runtime import open_store
-    from flows.settings import load_settings
-
-    return open_store(load_settings(config))
 
 
 def _when(value: datetime | None) -> str:
@@ -48,7 +33,7 @@ def outbox_list(
 ) -> None:
     """A table of outgoing mail, oldest first, with why a message waits or failed (UTC times)."""
     from connectors.store import OutboxStatus
-    from flows.cli import table
+    from flows.runtime import open_store
 
     wanted = None
     if status is not None:
@@ -59,11 +44,8 @@ def outbox_list(
             raise CasedeskError(
                 f"unknown outbox status {status!r}; use one of: {choices}"
             ) from error
-    store = _open_store(config)
-    try:
+    with open_store(load(config)) as store:
         items = store.outbox_items(status=wanted)
-    finally:
-        store.close()
     rows = [
         {
             "id": item.id,
@@ -94,28 +76,25 @@ def outbox_retry(
 ) -> None:
     """Queue a failed (or waiting) message again, due now, with its attempts counted from zero."""
     from connectors.store import OutboxStatus
+    from flows.runtime import open_store
 
-    store = _open_store(config)
-    try:
-        with store.transaction() as tx:
-            found = tx.outbox_items(item_id=item_id)
-            if not found:
-                raise CasedeskError(f"no outbox message with id {item_id}")
-            item = found[0]
-            if item.status is OutboxStatus.SENT:
-                # Sending it again would be a deliberate duplicate: not what retry is for.
-                raise CasedeskError(
-                    f"outbox message {item_id} was already sent at {_when(item.sent_at)} "
-                    f"({item.server_answer}); not sending it twice"
-                )
-            previous = item.last_error or "none"
-            tx.update_outbox(
-                item_id,
-                status=OutboxStatus.QUEUED.value,
-                attempts=0,
-                next_attempt_at=datetime.now(UTC),
-                last_error=f"re-queued by hand; previous error: {previous}",
+    with open_store(load(config)) as store, store.transaction() as tx:
+        found = tx.outbox_items(item_id=item_id)
+        if not found:
+            raise CasedeskError(f"no outbox message with id {item_id}")
+        item = found[0]
+        if item.status is OutboxStatus.SENT:
+            # Sending it again would be a deliberate duplicate: not what retry is for.
+            raise CasedeskError(
+                f"outbox message {item_id} was already sent at {_when(item.sent_at)} "
+                f"({item.server_answer}); not sending it twice"
             )
-    finally:
-        store.close()
+        previous = item.last_error or "none"
+        tx.update_outbox(
+            item_id,
+            status=OutboxStatus.QUEUED.value,
+            attempts=0,
+            next_attempt_at=datetime.now(UTC),
+            last_error=f"re-queued by hand; previous error: {previous}",
+        )
     typer.echo(f"outbox message {item_id} ({item.key}) queued again; the next outbox run sends it")

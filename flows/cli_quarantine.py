@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from flows.cli_support import ConfigOption, load, table
 from mapping.errors import CasedeskError
 
 __all__ = ["mailbox_reconcile", "quarantine_app"]
@@ -22,32 +22,15 @@ quarantine_app = typer.Typer(
     help="Messages intake could not read: see them, replay them.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
-
-
-def _settings(config: Path | None) -> Any:
-    from flows.settings import load_settings  # keep `--help` fast
-
-    return load_settings(config)
-
 
 @quarantine_app.command("list")
 def quarantine_list(config: ConfigOption = None) -> None:
     """Quarantined messages: ledger id, where the message was, when, and why."""
     from connectors.store import LedgerDecision
-    from flows.cli import table
     from flows.runtime import open_store
 
-    store = open_store(_settings(config))
-    try:
+    with open_store(load(config)) as store:
         entries = store.ledger_entries(decision=LedgerDecision.QUARANTINED)
-    finally:
-        store.close()
     rows = [
         {
             "id": entry.id,
@@ -72,12 +55,9 @@ def quarantine_retry(
     from flows.intake import retry_quarantined
     from flows.runtime import intake_context, open_store
 
-    settings = _settings(config)
-    store = open_store(settings)
-    try:
+    settings = load(config)
+    with open_store(settings) as store:
         entry = retry_quarantined(store, entry_id, intake_context(settings))
-    finally:
-        store.close()
     if entry.decision == LedgerDecision.QUARANTINED:
         typer.echo(f"still quarantined: {entry.reason}")
         raise typer.Exit(1)
@@ -98,43 +78,39 @@ def mailbox_reconcile(
     from flows.runtime import build_mailbox, open_store
     from flows.settings import ImapMailboxSettings
 
-    settings = _settings(config)
+    settings = load(config)
     try:
         end = date.fromisoformat(until) if until else datetime.now(UTC).date()
         start = date.fromisoformat(since) if since else end - timedelta(days=days)
     except ValueError as error:
         raise CasedeskError(f"dates are YYYY-MM-DD: {error}") from error
     missing = 0
-    store = open_store(settings)
-    try:
-        with ExitStack() as stack:
-            for index, config_entry in enumerate(settings.mailboxes):
-                if not isinstance(config_entry, ImapMailboxSettings):
-                    typer.echo(f"{config_entry.name}: not IMAP, nothing to reconcile")
-                    continue
-                mailbox = build_mailbox(settings, index, stack)
-                stored = store.watermark(cursor_name(mailbox))
-                cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
-                report = reconcile_mailbox(
-                    store,
-                    mailbox,  # type: ignore[arg-type]
-                    cursor,
-                    since=start,
-                    until=end,
-                )
+    with open_store(settings) as store, ExitStack() as stack:
+        for index, config_entry in enumerate(settings.mailboxes):
+            if not isinstance(config_entry, ImapMailboxSettings):
+                typer.echo(f"{config_entry.name}: not IMAP, nothing to reconcile")
+                continue
+            mailbox = build_mailbox(settings, index, stack)
+            stored = store.watermark(cursor_name(mailbox))
+            cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
+            report = reconcile_mailbox(
+                store,
+                mailbox,  # type: ignore[arg-type]
+                cursor,
+                since=start,
+                until=end,
+            )
+            typer.echo(
+                f"{report.mailbox}/{report.folder} {start}..{end}: {report.listed} listed, "
+                f"{report.ingested} ingested, {report.ingested_as_copy} ingested as another "
+                f"copy, {len(report.waiting)} waiting for the next run, "
+                f"{len(report.never_ingested)} never ingested"
+            )
+            for message in report.never_ingested:
                 typer.echo(
-                    f"{report.mailbox}/{report.folder} {start}..{end}: {report.listed} listed, "
-                    f"{report.ingested} ingested, {report.ingested_as_copy} ingested as another "
-                    f"copy, {len(report.waiting)} waiting for the next run, "
-                    f"{len(report.never_ingested)} never ingested"
+                    f"  never ingested: {message.location} Message-ID "
+                    f"{message.message_id or '-'} arrived {message.received_at}"
                 )
-                for message in report.never_ingested:
-                    typer.echo(
-                        f"  never ingested: {message.location} Message-ID "
-                        f"{message.message_id or '-'} arrived {message.received_at}"
-                    )
-                missing += len(report.never_ingested)
-    finally:
-        store.close()
+            missing += len(report.never_ingested)
     if missing:
         raise typer.Exit(1)

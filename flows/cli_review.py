@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from flows.cli_support import ConfigOption, load, table
 
 __all__ = ["review_app"]
 
@@ -21,12 +23,6 @@ review_app = typer.Typer(
     help="Replies held for review: from someone not on the case they name.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
 EntryArgument = Annotated[int, typer.Argument(help="Ledger id, from `review list`.")]
 ReviewerOption = Annotated[
     str | None, typer.Option("--by", help="Who decides (default: your login name).")
@@ -34,24 +30,14 @@ ReviewerOption = Annotated[
 NoteOption = Annotated[str, typer.Option(help="Why, for the case's record.")]
 
 
-def _settings(config: Path | None) -> Any:
-    from flows.settings import load_settings  # keep `--help` fast
-
-    return load_settings(config)
-
-
 @review_app.command("list")
 def review_list(config: ConfigOption = None) -> None:
     """Held replies: ledger id, the case they name, and why they were held."""
     from connectors.store import LedgerDecision
-    from flows.cli import table
     from flows.runtime import open_store
 
-    store = open_store(_settings(config))
-    try:
+    with open_store(load(config)) as store:
         entries = store.ledger_entries(decision=LedgerDecision.HELD_FOR_REVIEW)
-    finally:
-        store.close()
     rows = [
         {
             "id": entry.id,
@@ -72,9 +58,8 @@ def _resolve(
     from flows.intake import ReviewAction, resolve_held
     from flows.runtime import intake_context, open_store
 
-    settings = _settings(config)
-    store = open_store(settings)
-    try:
+    settings = load(config)
+    with open_store(settings) as store:
         entry = resolve_held(
             store,
             entry_id,
@@ -83,8 +68,6 @@ def _resolve(
             reviewer=reviewer or getpass.getuser(),
             note=note,
         )
-    finally:
-        store.close()
     case = f" (case {entry.case_number})" if entry.case_number else ""
     typer.echo(f"{entry.location}: {entry.decision.value}{case}: {entry.reason}")
 

@@ -14,18 +14,13 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_support import ConfigOption, load
 from mapping.errors import CasedeskError
 
 __all__ = ["TARGET_SOURCES", "explain_text", "rules_app"]
 
 rules_app = typer.Typer(help="Check and explain the routing rules.", no_args_is_help=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Settings file (default: CASEDESK_CONFIG or ./casedesk.toml)."
-    ),
-]
 RulesOption = Annotated[
     Path | None,
     typer.Option(
@@ -33,12 +28,6 @@ RulesOption = Annotated[
     ),
 ]
 JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]+-\d+$")
-
-
-def _settings(config: Path | None) -> Any:
-    from flows.settings import load_settings
-
-    return load_settings(config)
 
 
 @rules_app.command("check")
@@ -49,7 +38,7 @@ def rules_check(
     """Validate a rules file (default: the one the settings name) and list its rules."""
     from mapping.rules import DEFAULT_RULES_PATH, load_rules
 
-    path = file if file is not None else _settings(config).rules_path
+    path = file if file is not None else load(config).rules_path
     rules = load_rules(path)
     typer.echo(f"rules: {path or DEFAULT_RULES_PATH}")
     for name, members in rules.groups.items():
@@ -153,11 +142,11 @@ def rules_explain(
     """Show which rules match a report and what they decide, without writing anything."""
     from mapping.rules import load_rules
 
-    settings = _settings(config)
+    settings = load(config)
     rules = load_rules(rules_file if rules_file is not None else settings.rules_path)
-    for recognises, load in TARGET_SOURCES:
+    for recognises, facts_of in TARGET_SOURCES:
         if recognises(target):
-            facts = load(target, settings)
+            facts = facts_of(target, settings)
             break
     else:
         raise CasedeskError(f"{target}: no such file (and not a Jira issue key)")

@@ -149,6 +149,12 @@ class CaseStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
         """One unit of work: everything written through it commits together or not at all."""

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import display_width, main, table
+from flows.cli import main
+from flows.cli_support import clip, display_width, table
 
 ROOT = Path(__file__).parents[2]
 
@@ -70,3 +71,9 @@ def test_tables_align_chinese_and_latin() -> None:
     starts = [display_width(line[: len(line) - 1]) for line in rendered[2:]]
     assert starts == [7, 7]
     assert table([]) == "(none)"
+
+
+def test_long_cells_are_clipped_to_their_terminal_width() -> None:
+    assert clip("登录系统提示验证码失效", 9) == "登录系统…"
+    assert display_width(clip("登录系统提示验证码失效", 9)) <= 9
+    assert clip("short", 9) == "short"

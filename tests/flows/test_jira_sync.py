@@ -583,3 +583,28 @@ def test_run_flow_syncs_jira_between_intake_and_outbox(
         assert failed.jira is None and failed.jira_error is not None
         assert fake.url in failed.jira_error
         assert fake.contract_violations == []
+
+
+def test_the_jira_sync_command(
+    prefect_harness: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeJira("dc", validate=True, time_zone="UTC") as fake:
+        fake.add_issues(3)
+        config = tmp_path / "casedesk.toml"
+        config.write_text(
+            f'database_url = "sqlite:///{tmp_path}/cases.db"\n'
+            "[jira]\n"
+            f'enabled = true\nurl = "{fake.url}"\nflavor = "dc"\n'
+            f'token = "{fake.token}"\nproject = "SUP"\ntime_zone = "UTC"\n',
+            encoding="utf-8",
+        )
+        assert main(["jira", "sync", "--config", str(config)]) == 0
+        assert "3 new cases" in capsys.readouterr().out
+        assert main(["jira", "sync", "--config", str(config)]) == 0
+        assert "0 new cases" in capsys.readouterr().out
+        assert fake.contract_violations == []
+
+    disabled = tmp_path / "off.toml"
+    disabled.write_text("[jira]\nenabled = false\n", encoding="utf-8")
+    assert main(["jira", "sync", "--config", str(disabled)]) == 1
+    assert "Jira is not enabled" in capsys.readouterr().err
