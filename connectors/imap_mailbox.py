@@ -253,8 +253,8 @@ class ImapMailbox:
             raise self._error(
                 f"cannot select the folder: {_answer(error.command_result)}"
             ) from error
-        self._uidvalidity = int(client.untagged_responses.get("UIDVALIDITY", [b"0"])[-1])
-        self._uidnext = int(client.untagged_responses.get("UIDNEXT", [b"0"])[-1])
+        self._uidvalidity = _untagged_number(client, "UIDVALIDITY")
+        self._uidnext = _untagged_number(client, "UIDNEXT")
 
     def _command(self, *args: str) -> list[object]:
         """One `UID` command; IMAP trouble becomes a MailboxError naming this folder."""
@@ -460,3 +460,10 @@ def _answer(result: tuple[object, object]) -> str:
         if part is not None
     ]
     return " ".join(texts).strip() or str(result[0])
+
+
+def _untagged_number(client: imaplib.IMAP4, name: str) -> int:
+    """A number the server sent untagged on SELECT (UIDVALIDITY, UIDNEXT); 0 when it did not."""
+    values = client.untagged_responses.get(name) or [b"0"]
+    last = values[-1]
+    return int(last if isinstance(last, bytes | str) else last[0])

@@ -52,6 +52,7 @@ def run(config: ConfigOption = None) -> None:
     prepare_prefect()
     settings = load(config)  # a bad file stops here, before Prefect starts
     from flows.run_flow import run_flow
+    from flows.settings import FolderMailerSettings
 
     with one_shot_prefect():
         report = run_flow(str(config) if config else None)
@@ -71,9 +72,8 @@ def run(config: ConfigOption = None) -> None:
         f"outbox: {len(outbox.sent)} sent, {len(outbox.retrying)} waiting to retry, "
         f"{len(outbox.failed)} failed"
     )
-    mailer = settings.mailer
-    if getattr(mailer, "kind", "") == "folder":
-        typer.echo(f"outgoing mail is written to {mailer.path}")
+    if isinstance(settings.mailer, FolderMailerSettings):
+        typer.echo(f"outgoing mail is written to {settings.mailer.path}")
 
 
 @app.command()

@@ -102,7 +102,10 @@ def identity_of(parsed: ParsedEmail | None, digest: str) -> str:
 
 
 def may_write_to(address: str | None) -> bool:
-    return bool(address) and not any(part in address.lower() for part in NEVER_WRITE_TO)
+    """False for role and robot addresses that never read, or answer back in a loop."""
+    if not address:
+        return False
+    return not any(part in address.lower() for part in NEVER_WRITE_TO)
 
 
 @dataclass

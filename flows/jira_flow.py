@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel
 
-from connectors.jira_client import JiraClient, JiraIssue
+from connectors.jira_client import JiraClient, JiraSearchResult
 from connectors.store import CaseStore
 from flows.jira_push import JiraPushContext, JiraPushReport, push
 from flows.jira_sync import JiraPull, JiraSyncContext, JiraSyncReport
@@ -81,7 +81,7 @@ def push_pending(store: CaseStore, client: JiraClient, context: JiraPushContext)
 
 
 @task(cache_policy=NONE)
-def apply_page(puller: JiraPull, page: list[JiraIssue]) -> JiraSyncReport:
+def apply_page(puller: JiraPull, page: list[JiraSearchResult]) -> JiraSyncReport:
     """Apply one page of issues to the cases and move the watermark, in one transaction."""
     return puller.apply_page(page)
 

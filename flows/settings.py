@@ -157,6 +157,11 @@ class JiraSettings(_Section):
     )
 
 
+def _default_mailboxes() -> list[MailboxSettings]:
+    """The embedded default: one local Maildir folder."""
+    return [MaildirMailboxSettings()]
+
+
 class Settings(BaseSettings):
     """Everything casedesk needs to run; see casedesk.example.toml for every key."""
 
@@ -174,7 +179,7 @@ class Settings(BaseSettings):
     schedule_minutes: int = Field(
         default=5, ge=1, description="How often `casedesk serve` runs the whole pass."
     )
-    mailboxes: list[MailboxSettings] = Field(default_factory=lambda: [MaildirMailboxSettings()])
+    mailboxes: list[MailboxSettings] = Field(default_factory=lambda: _default_mailboxes())
     mailer: MailerSettings = Field(default_factory=FolderMailerSettings)
     outgoing: OutgoingSettings = Field(default_factory=OutgoingSettings)
     jira: JiraSettings = Field(default_factory=JiraSettings)

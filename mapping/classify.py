@@ -159,8 +159,15 @@ try:
     from flufl.bounce._detectors.simplewarning import SimpleWarning
 except ImportError:  # pragma: no cover - depends on the installed flufl.bounce
     _SIMPLE_TABLES: tuple[tuple[list[tuple[re.Pattern[str], ...]], bool], ...] = ()
+    logger.warning(
+        "flufl.bounce has no simplematch tables any more: failed recipients at hyphenated "
+        "domains will not be found (a workaround of ours); see mapping/classify.py"
+    )
 else:
-    _SIMPLE_TABLES = ((SimpleMatch.PATTERNS, False), (SimpleWarning.PATTERNS, True))
+    _SIMPLE_TABLES = (
+        (list(SimpleMatch.PATTERNS), False),
+        (list(SimpleWarning.PATTERNS), True),
+    )
 
 #: flufl.bounce 6.0 keeps an address from its heuristic tables only when the domain matches
 #: [a-z0-9._]+, so every domain with a hyphen (t-online.de, agence-forbin.com) is dropped;

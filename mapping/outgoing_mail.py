@@ -574,7 +574,8 @@ def _assemble(
 # the policy's own header classes; plain short ASCII values are written as they are, which is
 # what those classes write for them.
 _CRLF = "\r\n"
-_MAX_LINE = _WIRE_POLICY.max_line_length
+#: The SMTP policy always sets a line length (78); the type allows None for "no limit".
+_MAX_LINE: int = _WIRE_POLICY.max_line_length or 78
 # Printable ASCII words separated by single spaces: nothing a header class would re-quote,
 # re-space or fold. "=?" is excluded separately (the classes decode encoded-word look-alikes).
 _PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")

@@ -158,7 +158,8 @@ class _Collector:
             if not isinstance(children, list):  # pragma: no cover - is_multipart says list
                 return
             if content_type == "message/rfc822":
-                self._attached_message(part, children, path)
+                messages = [child for child in children if isinstance(child, Message)]
+                self._attached_message(part, messages, path)
                 return
             alternative = content_type == "multipart/alternative"
             for index, child in enumerate(children, 1):
@@ -329,7 +330,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     reply = visible_reply(text)
     subject = first("subject") or ""
     return ParsedEmail(
-        message_id=(_ids(first("message-id")) or [None])[0],
+        message_id=next(iter(_ids(first("message-id"))), None),
         in_reply_to=_ids(first("in-reply-to")),
         references=_ids(" ".join(headers.get("references", []))),
         subject=subject,

@@ -360,7 +360,9 @@ class StoreTransaction:
     def record(self, entry: LedgerEntry) -> int:
         """Write one ledger row; a second row for the same (source, location) is refused."""
         values = entry.model_dump(exclude={"id"})
-        return int(self.connection.execute(self._hot.record, values).inserted_primary_key[0])
+        result = self.connection.execute(self._hot.record, values)
+        assert result.inserted_primary_key is not None  # a single-row INSERT always has one
+        return int(result.inserted_primary_key[0])
 
     def seen_locations(self, source: str, locations: Sequence[str]) -> set[str]:
         if not locations:
