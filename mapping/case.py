@@ -341,8 +341,13 @@ class Case(BaseModel):
     ) -> LogEntry:
         """Append one entry to the process log (the log is never rewritten)."""
         entry = LogEntry(at=at, actor=actor, kind=kind, text=text, source_ref=source_ref)
-        self.process_log = [*self.process_log, entry]
-        self.updated_at = max(self.updated_at, at)
+        # Appended in place: the entry was just validated and so was the list, whereas assigning
+        # a new list re-validates every earlier entry on each append (a case's log is read and
+        # written many times a run). The list is the case's own: validation copies the list it
+        # is given (only a shallow `model_copy` would share it).
+        self.process_log.append(entry)
+        if entry.at > self.updated_at:
+            self.updated_at = entry.at
         return entry
 
     def can_move_to(self, target: CaseStatus) -> bool:

@@ -134,3 +134,42 @@ def test_case_numbers_are_by_month_and_validated() -> None:
 def test_times_must_carry_a_zone() -> None:
     with pytest.raises(ValidationError, match="time zone"):
         make_case(created_at=datetime(2024, 5, 20, 6, 0))  # naive on purpose
+
+
+# The process log -----------------------------------------------------------------------------
+def test_the_log_appends_in_order_and_leaves_earlier_entries_alone() -> None:
+    case = make_case()
+    first = case.log(LogKind.NOTE, "one", at=T0 + timedelta(minutes=1))
+    log = case.process_log
+    second = case.log(LogKind.NOTE, "two", at=T0 + timedelta(minutes=2))
+    assert case.process_log is log  # appended in place, not rebuilt
+    assert case.process_log == [first, second]
+    assert case.process_log[0] is first
+    assert case.updated_at == T0 + timedelta(minutes=2)
+
+
+def test_logging_an_earlier_time_does_not_move_updated_at_back() -> None:
+    case = make_case(updated_at=T0 + timedelta(hours=1))
+    case.log(LogKind.NOTE, "late news", at=T0)
+    assert case.updated_at == T0 + timedelta(hours=1)
+    assert [entry.text for entry in case.process_log] == ["late news"]
+
+
+def test_a_bad_entry_is_refused_and_leaves_the_log_as_it_was() -> None:
+    case = make_case()
+    case.log(LogKind.NOTE, "fine", at=T0)
+    with pytest.raises(ValidationError):
+        case.log(LogKind.NOTE, "no zone", at=datetime(2024, 5, 20, 6, 0))
+    assert [entry.text for entry in case.process_log] == ["fine"]
+    assert case.updated_at == T0
+
+
+def test_the_log_is_the_case_s_own() -> None:
+    # Appending in place must not reach into the list the case was made from.
+    entries: list[object] = []
+    case = make_case(process_log=entries)
+    case.log(LogKind.NOTE, "x", at=T0)
+    assert entries == []
+    copy = case.model_copy(deep=True)
+    case.log(LogKind.NOTE, "y", at=T0)
+    assert [entry.text for entry in copy.process_log] == ["x"]
