@@ -61,7 +61,7 @@ class CaseRouter:
         With `notify=False` the decisions are made and logged but nobody is mailed (a first
         import of a Jira project's history)."""
         now = self.clock()
-        outcome = self.engine.evaluate(facts)
+        outcome = self.engine.decide(facts)
         routing = apply_outcome(case, outcome, groups=self.rules.groups, state=tx, at=now)
         if not notify:
             return routing

@@ -2,7 +2,7 @@
 
     rules = load_rules(path)                  # RulesError naming file, line, rule id, reason
     engine = RuleEngine(rules, zone)          # compiled once per run
-    outcome = engine.evaluate(facts_from_email(case, parsed))   # pure
+    outcome = engine.evaluate(facts_from_email(case, parsed))   # pure; decide(): plain values
     apply_outcome(case, outcome, groups=rules.groups, state=tx, at=now)
 
 The file format and the precedence are in docs/rules.md and in `mapping.rules.engine`.
@@ -11,7 +11,7 @@ The file format and the precedence are in docs/rules.md and in `mapping.rules.en
 from mapping.rules.apply import Routing, apply_outcome
 from mapping.rules.assignment import AssignmentState, PreviewState, resolve, round_robin_key
 from mapping.rules.calendar import due_time
-from mapping.rules.engine import Decision, RuleEngine, RuleMatch, RuleOutcome
+from mapping.rules.engine import Decision, RuleEngine, RuleMatch, RuleOutcome, Verdict
 from mapping.rules.facts import ManualTriage, ReportFacts, facts_from_case, facts_from_email
 from mapping.rules.loader import DEFAULT_RULES_PATH, load_rules, parse_rules
 from mapping.rules.model import AssignSpec, Rule, RuleSet, Strategy
@@ -31,6 +31,7 @@ __all__ = [
     "RuleOutcome",
     "RuleSet",
     "Strategy",
+    "Verdict",
     "apply_outcome",
     "due_time",
     "facts_from_case",

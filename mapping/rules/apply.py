@@ -7,9 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mapping.case import Case, CaseStatus, LogEntry, LogKind
+from mapping.case import Case, CaseStatus, LogKind
 from mapping.rules.assignment import AssignmentState, resolve
-from mapping.rules.engine import RuleOutcome
+from mapping.rules.engine import RuleOutcome, Verdict
 
 __all__ = ["ACTOR", "Routing", "apply_outcome"]
 
@@ -30,27 +30,26 @@ class Routing(BaseModel):
 
 def apply_outcome(
     case: Case,
-    outcome: RuleOutcome,
+    outcome: RuleOutcome | Verdict,
     *,
     groups: Mapping[str, Sequence[str]],
     state: AssignmentState,
     at: datetime,
 ) -> Routing:
-    """Set what the rules decided, log every decision, assign, and move the status."""
+    """Set what the rules decided, log every decision, assign, and move the status.
+
+    `outcome` is what `RuleEngine.evaluate` gives, or its plain form from `RuleEngine.decide`.
+    """
     case.problem_type = outcome.problem_type
     case.priority = outcome.priority
     case.due_at = outcome.due_at
-    case.tags = [*case.tags, *(tag for tag in outcome.tags if tag not in case.tags)]
+    new_tags = [tag for tag in outcome.tags if tag not in case.tags]
+    if new_tags:
+        case.tags = [*case.tags, *new_tags]
     if outcome.related_system is not None:
         case.related_system = outcome.related_system
-    # One assignment for all decisions: the Case validates the whole log on every assignment,
-    # and appending them one by one was half the cost of the rules at intake.
-    decisions = [
-        LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=decision.text)
-        for decision in outcome.decisions
-    ]
-    case.process_log = [*case.process_log, *decisions]
-    case.updated_at = max(case.updated_at, at)
+    for decision in outcome.decisions:
+        case.log(LogKind.RULE, decision.text, at=at, actor=ACTOR)
     if outcome.owner is not None:
         owner = resolve(outcome.owner.spec, groups, state, now=at)
         case.owner = owner
@@ -87,7 +86,7 @@ def apply_outcome(
     )
 
 
-def _status(case: Case, outcome: RuleOutcome) -> CaseStatus | None:
+def _status(case: Case, outcome: RuleOutcome | Verdict) -> CaseStatus | None:
     """Untriaged -> triage; an owner chosen by rule -> assigned; otherwise unchanged."""
     if outcome.needs_triage:
         return CaseStatus.TRIAGE

@@ -11,22 +11,33 @@ only rules with `override_manual = true` apply to it.
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import Priority, ProblemType
 from mapping.rules.calendar import due_time
+from mapping.rules.conditions import Conditions
 from mapping.rules.facts import ReportFacts
-from mapping.rules.matcher import KeywordIndex, normalize
 from mapping.rules.model import AssignSpec, Rule, RuleSet
 
-__all__ = ["Decision", "RuleEngine", "RuleMatch", "RuleOutcome", "and_list", "format_duration"]
+__all__ = [
+    "Assign",
+    "Decided",
+    "Decision",
+    "Matched",
+    "RuleEngine",
+    "RuleMatch",
+    "RuleOutcome",
+    "Verdict",
+    "and_list",
+    "because",
+    "format_duration",
+]
 
 #: Attributes a single rule decides; the first matching rule wins unless a later one overrides.
 SINGLE_ATTRIBUTES = ("problem_type", "priority", "related_system", "owner", "due_in")
@@ -55,7 +66,7 @@ class RuleMatch(BaseModel):
 
     @property
     def because(self) -> str:
-        return f"matched {and_list(self.evidence)}" if self.evidence else "matches every report"
+        return because(self.evidence)
 
 
 class Pick(BaseModel):
@@ -97,201 +108,135 @@ def and_list(items: Sequence[str]) -> str:
     return f"{', '.join(items[:-1])} and {items[-1]}"
 
 
+def because(evidence: Sequence[str]) -> str:
+    """Why a rule matched, as the log says it: `matched 'a' and 'b'`."""
+    return f"matched {and_list(evidence)}" if evidence else "matches every report"
+
+
 def format_duration(duration: timedelta) -> str:
     hours, rest = divmod(duration.seconds, 3600)
     parts = [(duration.days, "d"), (hours, "h"), (rest // 60, "m")]
     return " ".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0m"
 
 
-# Conditions ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Report:
-    """A report prepared once for every rule: normalized text, keyword hits, local time."""
+# The engine's plain result ------------------------------------------------------------------
+class Decided(NamedTuple):
+    """A `Decision` as a plain tuple."""
 
-    facts: ReportFacts
-    subject_hits: set[str]
-    hits: set[str]
-    local: datetime
-    regex_possible: bool = True
+    attribute: str
+    value: str
+    rule_id: str | None
+    text: str
 
 
-Check = Callable[[_Report], list[str] | None]  # evidence when it holds, None when it does not
+class Matched(NamedTuple):
+    """A `RuleMatch` as a plain tuple."""
+
+    rule_id: str
+    evidence: tuple[str, ...]
+    because: str
+    applied: bool = True
+    note: str = ""
 
 
-def _quote(items: Sequence[str]) -> list[str]:
-    return [f"'{item}'" for item in items]
+class Assign(NamedTuple):
+    """A `Pick` as a plain tuple."""
+
+    spec: AssignSpec
+    rule_id: str
+    because: str
 
 
-def _any_keyword(keywords: list[str], *, subject_only: bool) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        hits = report.subject_hits if subject_only else report.hits
-        found = [keyword for keyword in keywords if keyword in hits]
-        return _quote(found) or None
+class Verdict(NamedTuple):
+    """A `RuleOutcome` in plain values: what intake applies, with no model built per report.
 
-    return check
+    The same fields as `RuleOutcome` (which `to_outcome` builds, for explaining and tests), so
+    `apply_outcome` takes either.
+    """
 
+    problem_type: ProblemType
+    priority: Priority
+    tags: tuple[str, ...]
+    related_system: str | None
+    owner: Assign | None
+    collaborators: tuple[Assign, ...]
+    due_at: datetime
+    matches: tuple[Matched, ...]
+    decisions: tuple[Decided, ...]
+    needs_triage: bool
+    manual_owner: str | None
 
-def _all_keywords(keywords: list[str]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        return _quote(keywords) if all(k in report.hits for k in keywords) else None
+    def to_outcome(self) -> RuleOutcome:
+        def pick(assign: Assign) -> Pick:
+            return Pick(spec=assign.spec, rule_id=assign.rule_id, because=assign.because)
 
-    return check
-
-
-def _no_keyword(keywords: list[str]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        return None if any(k in report.hits for k in keywords) else []
-
-    return check
-
-
-def _regex(patterns: list[str], *, subject_only: bool) -> Check:
-    # Regular expressions see the original text (not case-folded), ignoring case.
-    compiled = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
-
-    def check(report: _Report) -> list[str] | None:
-        if not report.regex_possible:
-            return None
-        texts = (
-            [report.facts.subject] if subject_only else [report.facts.subject, report.facts.body]
+        return RuleOutcome(
+            problem_type=self.problem_type,
+            priority=self.priority,
+            tags=list(self.tags),
+            related_system=self.related_system,
+            owner=None if self.owner is None else pick(self.owner),
+            collaborators=[pick(assign) for assign in self.collaborators],
+            due_at=self.due_at,
+            matches=[
+                RuleMatch(
+                    rule_id=match.rule_id,
+                    evidence=list(match.evidence),
+                    applied=match.applied,
+                    note=match.note,
+                )
+                for match in self.matches
+            ],
+            decisions=[Decision(**decided._asdict()) for decided in self.decisions],
+            needs_triage=self.needs_triage,
+            manual_owner=self.manual_owner,
         )
-        for pattern in compiled:
-            for text in texts:
-                match = pattern.search(text)
-                if match:
-                    return [f"/{pattern.pattern}/ ('{match.group(0)[:40]}')"]
-        return None
-
-    return check
-
-
-def _sender(values: list[str]) -> Check:
-    addresses = {v.casefold() for v in values if not v.startswith("@") and "@" in v}
-    domains = {v.casefold().lstrip("@") for v in values if v.startswith("@") or "@" not in v}
-
-    def check(report: _Report) -> list[str] | None:
-        sender = (report.facts.sender or "").casefold()
-        if sender in addresses:
-            return [f"sender '{sender}'"]
-        domain = sender.rpartition("@")[2]
-        for wanted in domains:
-            if domain == wanted or domain.endswith("." + wanted):
-                return [f"sender domain '@{wanted}'"]
-        return None
-
-    return check
-
-
-def _one_of(label: str, values: list[str], read: Callable[[ReportFacts], list[str]]) -> Check:
-    wanted = {value.casefold() for value in values}
-
-    def check(report: _Report) -> list[str] | None:
-        found = [value for value in read(report.facts) if value.casefold() in wanted]
-        return [f"{label} '{found[0]}'"] if found else None
-
-    return check
-
-
-def _attachments(patterns: list[str]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        for kind in report.facts.attachment_types:
-            if any(fnmatch.fnmatchcase(kind, pattern) for pattern in patterns):
-                return [f"attachment '{kind}'"]
-        return None
-
-    return check
-
-
-def _weekday(indexes: set[int]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        day = report.local.weekday()
-        return [f"weekday {report.local.strftime('%a').lower()}"] if day in indexes else None
-
-    return check
-
-
-def _hours(rule: Rule) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        hour = report.local.hour
-        held = any(hour_range.contains(hour) for hour_range in rule.when.hours)
-        return [f"hour {hour:02d}"] if held else None
-
-    return check
-
-
-def _optional(value: str | None) -> list[str]:
-    return [value] if value else []
-
-
-def _checks(rule: Rule) -> list[Check]:
-    """The rule's conditions as checks, cheap ones first; only the conditions it gives."""
-    when = rule.when
-    norm = [normalize(k) for k in when.keywords]
-    table: list[tuple[bool, Callable[[], Check]]] = [
-        (bool(when.source), lambda: _one_of("source", list(when.source), lambda f: [f.source])),
-        (
-            bool(when.mailbox),
-            lambda: _one_of("mailbox", when.mailbox, lambda f: _optional(f.mailbox)),
-        ),
-        (bool(when.sender), lambda: _sender(when.sender)),
-        (
-            bool(when.jira_project),
-            lambda: _one_of("Jira project", when.jira_project, lambda f: _optional(f.jira_project)),
-        ),
-        (
-            bool(when.jira_component),
-            lambda: _one_of("Jira component", when.jira_component, lambda f: f.jira_components),
-        ),
-        (
-            bool(when.jira_label),
-            lambda: _one_of("Jira label", when.jira_label, lambda f: f.jira_labels),
-        ),
-        (
-            bool(when.jira_priority),
-            lambda: _one_of(
-                "Jira priority", when.jira_priority, lambda f: _optional(f.jira_priority)
-            ),
-        ),
-        (bool(when.weekdays), lambda: _weekday({day.index for day in when.weekdays})),
-        (bool(when.hours), lambda: _hours(rule)),
-        (bool(when.attachment_types), lambda: _attachments(when.attachment_types)),
-        (bool(when.not_keywords), lambda: _no_keyword([normalize(k) for k in when.not_keywords])),
-        (bool(when.all_keywords), lambda: _all_keywords([normalize(k) for k in when.all_keywords])),
-        (bool(norm), lambda: _any_keyword(norm, subject_only=False)),
-        (
-            bool(when.subject_keywords),
-            lambda: _any_keyword([normalize(k) for k in when.subject_keywords], subject_only=True),
-        ),
-        (bool(when.regex), lambda: _regex(when.regex, subject_only=False)),
-        (bool(when.subject_regex), lambda: _regex(when.subject_regex, subject_only=True)),
-    ]
-    return [make() for present, make in table if present]
-
-
-@dataclass(frozen=True)
-class _CompiledRule:
-    rule: Rule
-    checks: list[Check]
-
-    def evidence(self, report: _Report) -> list[str] | None:
-        found: list[str] = []
-        for check in self.checks:
-            result = check(report)
-            if result is None:
-                return None
-            found.extend(result)
-        return found
-
-
-def _triggers(rule: Rule) -> list[str]:
-    """Keywords one of which must occur for the rule to match; empty when it has none."""
-    when = rule.when
-    if when.keywords or when.subject_keywords:
-        return [normalize(k) for k in [*when.keywords, *when.subject_keywords]]
-    return [normalize(when.all_keywords[0])] if when.all_keywords else []
 
 
 # The engine ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Action:
+    """One single-valued attribute a rule decides, with how it reads in the log."""
+
+    attribute: str
+    value: object
+    plain: str
+    described: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Then:
+    """A rule's decisions, prepared once so evaluating a report only copies them."""
+
+    rule_id: str
+    override: bool
+    override_manual: bool
+    actions: tuple[_Action, ...]
+    tags: tuple[str, ...]
+    collaborators: tuple[AssignSpec, ...]
+    raise_priority: bool
+
+    @classmethod
+    def of(cls, rule: Rule) -> _Then:
+        then = rule.then
+        actions = []
+        for attribute in SINGLE_ATTRIBUTES:
+            value = getattr(then, attribute)
+            if value is not None:
+                actions.append(
+                    _Action(attribute, value, _plain(value), _describe(attribute, value))
+                )
+        return cls(
+            rule_id=rule.id,
+            override=rule.override,
+            override_manual=rule.override_manual,
+            actions=tuple(actions),
+            tags=tuple(then.tags),
+            collaborators=tuple(then.collaborators),
+            raise_priority=then.raise_priority,
+        )
+
+
 @dataclass
 class _Draft:
     """Decisions as rules are applied in order."""
@@ -299,187 +244,129 @@ class _Draft:
     values: dict[str, object] = field(default_factory=dict)
     deciders: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-    decisions: dict[str, Decision] = field(default_factory=dict)
-    tags: list[Decision] = field(default_factory=list)
-    collaborators: list[Pick] = field(default_factory=list)
-    raises: list[RuleMatch] = field(default_factory=list)
+    decisions: dict[str, Decided] = field(default_factory=dict)
+    tags: dict[str, Decided] = field(default_factory=dict)
+    collaborators: list[Assign] = field(default_factory=list)
+    raises: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RuleEngine:
-    """A rule set compiled for fast evaluation; `evaluate(facts)` is pure."""
+    """A rule set compiled for fast evaluation; `evaluate(facts)` and `decide(facts)` are pure."""
 
     def __init__(self, rules: RuleSet, zone: ZoneInfo) -> None:
         self.rules = rules
         self.zone = zone
-        self._compiled = [_CompiledRule(r, _checks(r)) for r in rules.rules if r.enabled]
-        keywords: list[str] = []
-        self._by_keyword: dict[str, set[int]] = {}
-        self._always: set[int] = set()
-        for position, compiled in enumerate(self._compiled):
-            when = compiled.rule.when
-            keywords += [*when.keywords, *when.all_keywords, *when.subject_keywords]
-            keywords += when.not_keywords
-            triggers = _triggers(compiled.rule)
-            for keyword in triggers:
-                self._by_keyword.setdefault(keyword, set()).add(position)
-            if not triggers:
-                self._always.add(position)
-        self._index = KeywordIndex.build(keywords)
-        self._regex_gate = _gate(
-            [p for c in self._compiled for p in [*c.rule.when.regex, *c.rule.when.subject_regex]]
-        )
+        enabled = [rule for rule in rules.rules if rule.enabled]
+        self._conditions = Conditions(enabled, zone)
+        self._thens = [_Then.of(rule) for rule in enabled]
+        due = rules.due
+        working = ", working time" if due.business_hours else ""
+        # How each priority's due time reads in the log: the same for every report.
+        self._due_lengths = {
+            p: f"{format_duration(due.for_priority(p))}{working}" for p in Priority
+        }
+        self._working = working
 
     def evaluate(self, facts: ReportFacts) -> RuleOutcome:
         """Which rules match `facts`, and every decision they lead to."""
-        subject_hits = self._index.find(normalize(facts.subject))
-        hits = subject_hits | self._index.find(normalize(facts.body))
-        gate = self._regex_gate
-        report = _Report(
-            facts,
-            subject_hits,
-            hits,
-            facts.received_at.astimezone(self.zone),
-            regex_possible=gate is None
-            or bool(gate.search(facts.subject) or gate.search(facts.body)),
-        )
-        candidates = set(self._always)
-        for keyword in hits:
-            candidates |= self._by_keyword.get(keyword, set())
+        return self.decide(facts).to_outcome()
+
+    def decide(self, facts: ReportFacts) -> Verdict:
+        """`evaluate` in plain values, for intake (see `Verdict`)."""
         draft = _Draft()
-        matches: list[RuleMatch] = []
-        for position in sorted(candidates):
-            compiled = self._compiled[position]
-            evidence = compiled.evidence(report)
-            if evidence is None:
+        matches: list[Matched] = []
+        for position, evidence in self._conditions.matching(facts):
+            then = self._thens[position]
+            reason = because(evidence)
+            if facts.manual is not None and not then.override_manual:
+                note = "not applied: triaged by a person in Jira"
+                matches.append(Matched(then.rule_id, tuple(evidence), reason, False, note))
                 continue
-            match = RuleMatch(rule_id=compiled.rule.id, evidence=evidence)
-            if facts.manual is not None and not compiled.rule.override_manual:
-                match = match.model_copy(
-                    update={"applied": False, "note": "not applied: triaged by a person in Jira"}
-                )
-            else:
-                self._apply(compiled.rule, match, draft)
-            matches.append(match)
-        return self._finish(facts, draft, matches)
+            matches.append(Matched(then.rule_id, tuple(evidence), reason))
+            _apply(then, reason, draft)
+        return self._finish(facts, draft, tuple(matches))
 
-    def _apply(self, rule: Rule, match: RuleMatch, draft: _Draft) -> None:
-        then = rule.then
-        for attribute in SINGLE_ATTRIBUTES:
-            value = getattr(then, attribute)
-            if value is None:
-                continue
-            earlier = draft.deciders.get(attribute)
-            if earlier is not None and not rule.override:
-                continue  # the first matching rule decided it (see the module docstring)
-            draft.values[attribute] = value
-            draft.deciders[attribute] = rule.id
-            draft.reasons[attribute] = match.because
-            text = f"{_describe(attribute, value)} by rule {rule.id}: {match.because}"
-            if earlier is not None:
-                text += f" (overrides rule {earlier})"
-            draft.decisions[attribute] = Decision(
-                attribute=attribute, value=_plain(value), rule_id=rule.id, text=text
-            )
-        known = {decision.value for decision in draft.tags}
-        for tag in then.tags:
-            if tag not in known:
-                known.add(tag)
-                draft.tags.append(
-                    Decision(
-                        attribute="tags",
-                        value=tag,
-                        rule_id=rule.id,
-                        text=f"tag '{tag}' by rule {rule.id}: {match.because}",
-                    )
-                )
-        for spec in then.collaborators:
-            draft.collaborators.append(Pick(spec=spec, rule_id=rule.id, because=match.because))
-        if then.raise_priority:
-            draft.raises.append(match)
-
-    def _finish(self, facts: ReportFacts, draft: _Draft, matches: list[RuleMatch]) -> RuleOutcome:
-        decisions = dict(draft.decisions)
-        defaults = self.rules.defaults
-        base = facts.manual or defaults
+    def _finish(self, facts: ReportFacts, draft: _Draft, matches: tuple[Matched, ...]) -> Verdict:
+        decisions = draft.decisions
+        base = facts.manual or self.rules.defaults
         why = "triaged by a person in Jira" if facts.manual else "no rule decided it"
         problem_type = draft.values.get("problem_type", base.problem_type)
         priority = draft.values.get("priority", base.priority)
         assert isinstance(problem_type, ProblemType) and isinstance(priority, Priority)
         if "problem_type" not in decisions:
             triage = "" if facts.manual else "; sent to triage for the lead to judge"
-            decisions["problem_type"] = Decision(
-                attribute="problem_type",
-                value=problem_type.value,
-                rule_id=None,
-                text=f"{_describe('problem_type', problem_type)} ({why}){triage}",
-            )
+            text = f"{_describe('problem_type', problem_type)} ({why}){triage}"
+            decisions["problem_type"] = Decided("problem_type", problem_type.value, None, text)
         if "priority" not in decisions:
-            decisions["priority"] = Decision(
-                attribute="priority", value=priority.value, rule_id=None, text=f"{priority} ({why})"
-            )
-        for match in draft.raises:
+            decisions["priority"] = Decided("priority", priority.value, None, f"{priority} ({why})")
+        for rule_id, reason in draft.raises:
             before, priority = priority, priority.raised()
             change = f"raised from {before}" if priority != before else f"already {before}"
-            decisions[f"priority+{match.rule_id}"] = Decision(
-                attribute="priority",
-                value=priority.value,
-                rule_id=match.rule_id,
-                text=f"{priority} by rule {match.rule_id}: {change}; {match.because}",
-            )
+            text = f"{priority} by rule {rule_id}: {change}; {reason}"
+            decisions[f"priority+{rule_id}"] = Decided("priority", priority.value, rule_id, text)
         due_in = draft.values.get("due_in")
         assert due_in is None or isinstance(due_in, timedelta)
         due_at = due_time(facts.received_at, priority, self.rules.due, self.zone, duration=due_in)
         local_due = due_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
-        working = ", working time" if self.rules.due.business_hours else ""
         if due_in is None:
-            length = format_duration(self.rules.due.for_priority(priority))
-            due_text = f"due {local_due} ({priority}: {length}{working})"
+            due_text = f"due {local_due} ({priority}: {self._due_lengths[priority]})"
         else:
             due_text = (
-                f"due {local_due} ({format_duration(due_in)}{working}) by rule "
+                f"due {local_due} ({format_duration(due_in)}{self._working}) by rule "
                 f"{draft.deciders['due_in']}: {draft.reasons['due_in']}"
             )
-        decisions["due_in"] = Decision(
-            attribute="due",
-            value=due_at.isoformat(),
-            rule_id=draft.deciders.get("due_in"),
-            text=due_text,
+        decisions["due_in"] = Decided(
+            "due", due_at.isoformat(), draft.deciders.get("due_in"), due_text
         )
         owner = draft.values.get("owner")
         assert owner is None or isinstance(owner, AssignSpec)
         related = draft.values.get("related_system")
-        return RuleOutcome(
+        return Verdict(
             problem_type=problem_type,
             priority=priority,
-            tags=[decision.value for decision in draft.tags],
+            tags=tuple(draft.tags),
             related_system=related if isinstance(related, str) else None,
             owner=None
             if owner is None
-            else Pick(
-                spec=owner,
-                rule_id=draft.deciders["owner"],
-                because=draft.reasons["owner"],
-            ),
-            collaborators=draft.collaborators,
+            else Assign(owner, draft.deciders["owner"], draft.reasons["owner"]),
+            collaborators=tuple(draft.collaborators),
             due_at=due_at,
             matches=matches,
-            decisions=[
+            decisions=(
                 *[d for key, d in decisions.items() if key != "owner"],
-                *draft.tags,
-            ],
+                *draft.tags.values(),
+            ),
             needs_triage=problem_type is ProblemType.UNTRIAGED,
             manual_owner=facts.manual.owner if facts.manual else None,
         )
 
 
-def _gate(patterns: list[str]) -> re.Pattern[str] | None:
-    """One pass that tells whether any rule's regex can match, so most reports try none."""
-    if not patterns:
-        return None
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-    except re.error:
-        return None  # e.g. numbered back-references clash when combined: no gate, same result
+def _apply(then: _Then, reason: str, draft: _Draft) -> None:
+    """One matching rule's decisions onto the draft, by the precedence in the module docstring."""
+    for action in then.actions:
+        attribute = action.attribute
+        earlier = draft.deciders.get(attribute)
+        if earlier is not None and not then.override:
+            continue  # the first matching rule decided it
+        draft.values[attribute] = action.value
+        draft.deciders[attribute] = then.rule_id
+        draft.reasons[attribute] = reason
+        text = f"{action.described} by rule {then.rule_id}: {reason}"
+        if earlier is not None:
+            text += f" (overrides rule {earlier})"
+        draft.decisions[attribute] = Decided(attribute, action.plain, then.rule_id, text)
+    for tag in then.tags:
+        if tag not in draft.tags:
+            text = f"tag '{tag}' by rule {then.rule_id}: {reason}"
+            draft.tags[tag] = Decided("tags", tag, then.rule_id, text)
+    for spec in then.collaborators:
+        draft.collaborators.append(Assign(spec, then.rule_id, reason))
+    if then.raise_priority:
+        draft.raises.append((then.rule_id, reason))
+
+
+#: `type 系统故障 (system_fault)`: worked out once, not for every report.
+_TYPE_TEXT = {kind: f"type {kind.label_zh} ({kind.value})" for kind in ProblemType}
 
 
 def _plain(value: object) -> str:
@@ -493,7 +380,7 @@ def _plain(value: object) -> str:
 def _describe(attribute: str, value: object) -> str:
     """How a decided value reads in the log: `P0`, `type 系统故障 (system_fault)`, ..."""
     if isinstance(value, ProblemType):
-        return f"type {value.label_zh} ({value.value})"
+        return _TYPE_TEXT[value]
     labels = {"related_system": "related system", "owner": "owner", "due_in": "due in"}
     if attribute in labels:
         return f"{labels[attribute]} {_plain(value)}"

@@ -1,0 +1,328 @@
+"""Which rules' conditions hold for a report, and what in the report made them hold. Pure.
+
+Compiled once per run. A report is prepared once for every rule: its text normalized and
+searched for all the rules' keywords in one pass per field (`matcher.KeywordIndex`), its sender
+case-folded, its local time, and where (if anywhere) any rule's regular expression can first
+match. Each rule has a *trigger*, one of its conditions that needs one of a few keys to be in
+the report (a keyword, the sender's address or domain, or, for a rule with none of those, a
+match of the regular expressions' gate); only rules whose trigger occurs, and rules without a
+trigger, are checked, condition by condition, cheap ones first.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from mapping.rules.facts import ReportFacts
+from mapping.rules.matcher import KeywordIndex, normalize
+from mapping.rules.model import Rule
+
+__all__ = ["Conditions"]
+
+
+@dataclass(slots=True)
+class _Report:
+    """A report prepared once for every rule (not frozen: that makes building it 3x slower)."""
+
+    facts: ReportFacts
+    subject_hits: set[str]
+    hits: set[str]
+    sender: str
+    domain: str
+    local: datetime
+    #: Where a rule's regex can first match in the subject and the body; None: nowhere.
+    subject_from: int | None
+    body_from: int | None
+
+
+Check = Callable[[_Report], list[str] | None]  # evidence when it holds, None when it does not
+
+
+def _quote(items: Sequence[str]) -> list[str]:
+    return [f"'{item}'" for item in items]
+
+
+def _any_keyword(keywords: list[str], *, subject_only: bool) -> Check:
+    quoted = list(zip(keywords, _quote(keywords), strict=True))
+
+    def check(report: _Report) -> list[str] | None:
+        hits = report.subject_hits if subject_only else report.hits
+        return [quote for keyword, quote in quoted if keyword in hits] or None
+
+    return check
+
+
+def _all_keywords(keywords: list[str]) -> Check:
+    quoted = _quote(keywords)
+
+    def check(report: _Report) -> list[str] | None:
+        return quoted if all(k in report.hits for k in keywords) else None
+
+    return check
+
+
+def _no_keyword(keywords: list[str]) -> Check:
+    def check(report: _Report) -> list[str] | None:
+        return None if any(k in report.hits for k in keywords) else []
+
+    return check
+
+
+def _regex(patterns: list[str], *, subject_only: bool) -> Check:
+    # Regular expressions see the original text (not case-folded), ignoring case.
+    compiled = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
+
+    def check(report: _Report) -> list[str] | None:
+        subject, body = report.facts.subject, report.facts.body
+        texts = [(subject, report.subject_from)]
+        if not subject_only:
+            texts.append((body, report.body_from))
+        for pattern in compiled:
+            for text, start in texts:
+                # No rule's pattern matches before `start` (the gate's first match), so
+                # searching from there finds the same first match, and searching a text where
+                # the gate found none would find nothing.
+                match = None if start is None else pattern.search(text, start)
+                if match:
+                    return [f"/{pattern.pattern}/ ('{match.group(0)[:40]}')"]
+        return None
+
+    return check
+
+
+def _sender_values(values: list[str]) -> tuple[set[str], set[str]]:
+    """Addresses, and domains (`@example.com` or a bare `example.com`), case-folded."""
+    addresses = {v.casefold() for v in values if not v.startswith("@") and "@" in v}
+    domains = {v.casefold().lstrip("@") for v in values if v.startswith("@") or "@" not in v}
+    return addresses, domains
+
+
+def _sender(values: list[str]) -> Check:
+    addresses, domains = _sender_values(values)
+
+    def check(report: _Report) -> list[str] | None:
+        if report.sender in addresses:
+            return [f"sender '{report.sender}'"]
+        domain = report.domain
+        for wanted in domains:
+            if domain == wanted or domain.endswith("." + wanted):
+                return [f"sender domain '@{wanted}'"]
+        return None
+
+    return check
+
+
+def _one_of(label: str, values: list[str], read: Callable[[ReportFacts], list[str]]) -> Check:
+    wanted = {value.casefold() for value in values}
+
+    def check(report: _Report) -> list[str] | None:
+        found = [value for value in read(report.facts) if value.casefold() in wanted]
+        return [f"{label} '{found[0]}'"] if found else None
+
+    return check
+
+
+def _attachments(patterns: list[str]) -> Check:
+    def check(report: _Report) -> list[str] | None:
+        for kind in report.facts.attachment_types:
+            if any(fnmatch.fnmatchcase(kind, pattern) for pattern in patterns):
+                return [f"attachment '{kind}'"]
+        return None
+
+    return check
+
+
+def _weekday(indexes: set[int]) -> Check:
+    def check(report: _Report) -> list[str] | None:
+        day = report.local.weekday()
+        return [f"weekday {report.local.strftime('%a').lower()}"] if day in indexes else None
+
+    return check
+
+
+def _hours(rule: Rule) -> Check:
+    def check(report: _Report) -> list[str] | None:
+        hour = report.local.hour
+        held = any(hour_range.contains(hour) for hour_range in rule.when.hours)
+        return [f"hour {hour:02d}"] if held else None
+
+    return check
+
+
+def _optional(value: str | None) -> list[str]:
+    return [value] if value else []
+
+
+def _checks(rule: Rule) -> tuple[Check, ...]:
+    """The rule's conditions as checks, cheap ones first; only the conditions it gives.
+
+    The order is also the order of the evidence in the log ("matched 'a' and 'b'").
+    """
+    when = rule.when
+    norm = [normalize(k) for k in when.keywords]
+    table: list[tuple[bool, Callable[[], Check]]] = [
+        (bool(when.source), lambda: _one_of("source", list(when.source), lambda f: [f.source])),
+        (
+            bool(when.mailbox),
+            lambda: _one_of("mailbox", when.mailbox, lambda f: _optional(f.mailbox)),
+        ),
+        (bool(when.sender), lambda: _sender(when.sender)),
+        (
+            bool(when.jira_project),
+            lambda: _one_of("Jira project", when.jira_project, lambda f: _optional(f.jira_project)),
+        ),
+        (
+            bool(when.jira_component),
+            lambda: _one_of("Jira component", when.jira_component, lambda f: f.jira_components),
+        ),
+        (
+            bool(when.jira_label),
+            lambda: _one_of("Jira label", when.jira_label, lambda f: f.jira_labels),
+        ),
+        (
+            bool(when.jira_priority),
+            lambda: _one_of(
+                "Jira priority", when.jira_priority, lambda f: _optional(f.jira_priority)
+            ),
+        ),
+        (bool(when.weekdays), lambda: _weekday({day.index for day in when.weekdays})),
+        (bool(when.hours), lambda: _hours(rule)),
+        (bool(when.attachment_types), lambda: _attachments(when.attachment_types)),
+        (bool(when.not_keywords), lambda: _no_keyword([normalize(k) for k in when.not_keywords])),
+        (bool(when.all_keywords), lambda: _all_keywords([normalize(k) for k in when.all_keywords])),
+        (bool(norm), lambda: _any_keyword(norm, subject_only=False)),
+        (
+            bool(when.subject_keywords),
+            lambda: _any_keyword([normalize(k) for k in when.subject_keywords], subject_only=True),
+        ),
+        (bool(when.regex), lambda: _regex(when.regex, subject_only=False)),
+        (bool(when.subject_regex), lambda: _regex(when.subject_regex, subject_only=True)),
+    ]
+    return tuple(make() for present, make in table if present)
+
+
+def _evidence(checks: tuple[Check, ...], report: _Report) -> list[str] | None:
+    # A new list: checks may return the same (precomputed) list for every report.
+    found: list[str] = []
+    for check in checks:
+        result = check(report)
+        if result is None:
+            return None
+        found.extend(result)
+    return found
+
+
+# Triggers -----------------------------------------------------------------------------------
+def _keyword_trigger(rule: Rule) -> list[str]:
+    """Keywords one of which must occur for the rule to match; empty when it has none."""
+    when = rule.when
+    if when.keywords or when.subject_keywords:
+        return [normalize(k) for k in [*when.keywords, *when.subject_keywords]]
+    return [normalize(when.all_keywords[0])] if when.all_keywords else []
+
+
+def _sender_trigger(rule: Rule) -> list[str]:
+    """Sender keys (see `_sender_keys`) one of which the report must have; empty: no sender."""
+    addresses, domains = _sender_values(rule.when.sender)
+    return [*addresses, *(f"@{domain}" for domain in domains)]
+
+
+def _sender_keys(sender: str, domain: str) -> list[str]:
+    """The address, and `@` + each domain it is in: `a@x.example.com` is in `@example.com`."""
+    suffixes = [domain[i + 1 :] for i, char in enumerate(domain) if char == "."]
+    return [sender, *(f"@{suffix}" for suffix in [domain, *suffixes])]
+
+
+# Regular expressions ------------------------------------------------------------------------
+#: Numbered back-references and group conditionals (`\1`, `(?(1)`) would point at another
+#: pattern's group once the patterns are combined; `(?P=` too, to be safe.
+_GROUP_REFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+
+
+def _gate(patterns: list[str]) -> re.Pattern[str] | None:
+    """One pass that tells where any rule's regex can first match, so most reports try none.
+
+    None (no gate: every rule tries its own) when the patterns cannot be combined faithfully.
+    """
+    if not patterns or any(_GROUP_REFERENCE.search(pattern) for pattern in patterns):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None  # e.g. a global flag such as `(?x)` is only allowed at the very start
+
+
+def _first_possible(gate: re.Pattern[str] | None, text: str) -> int | None:
+    if gate is None:
+        return 0
+    match = gate.search(text)
+    return None if match is None else match.start()
+
+
+# All rules ----------------------------------------------------------------------------------
+class Conditions:
+    """The conditions of an ordered list of rules, compiled; `matching(facts)` is pure."""
+
+    def __init__(self, rules: Sequence[Rule], zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._checks = [_checks(rule) for rule in rules]
+        self._by_keyword: dict[str, list[int]] = {}
+        self._by_sender: dict[str, list[int]] = {}
+        self._by_regex: list[int] = []  # rules only a regex can trigger: when the gate matched
+        self._always: list[int] = []
+        keywords: list[str] = []
+        for position, rule in enumerate(rules):
+            when = rule.when
+            keywords += [*when.keywords, *when.all_keywords, *when.subject_keywords]
+            keywords += when.not_keywords
+            if trigger := _keyword_trigger(rule):
+                table = self._by_keyword
+            elif trigger := _sender_trigger(rule):
+                table = self._by_sender
+            elif when.regex or when.subject_regex:
+                self._by_regex.append(position)
+                continue
+            else:
+                self._always.append(position)
+                continue
+            for key in set(trigger):
+                table.setdefault(key, []).append(position)
+        self._index = KeywordIndex.build(keywords)
+        self._gate = _gate(
+            [p for rule in rules for p in [*rule.when.regex, *rule.when.subject_regex]]
+        )
+
+    def _prepare(self, facts: ReportFacts) -> _Report:
+        subject_hits, hits = self._index.find_in(normalize(facts.subject), normalize(facts.body))
+        sender = (facts.sender or "").casefold()
+        return _Report(
+            facts=facts,
+            subject_hits=subject_hits,
+            hits=hits,
+            sender=sender,
+            domain=sender.rpartition("@")[2],
+            local=facts.received_at.astimezone(self.zone),
+            subject_from=_first_possible(self._gate, facts.subject),
+            body_from=_first_possible(self._gate, facts.body),
+        )
+
+    def matching(self, facts: ReportFacts) -> Iterator[tuple[int, list[str]]]:
+        """(position, evidence) of every rule whose conditions hold, in the rules' order."""
+        report = self._prepare(facts)
+        candidates = set(self._always)
+        for keyword in report.hits:
+            candidates.update(self._by_keyword.get(keyword, ()))
+        if self._by_sender:
+            for key in _sender_keys(report.sender, report.domain):
+                candidates.update(self._by_sender.get(key, ()))
+        if report.subject_from is not None or report.body_from is not None:
+            candidates.update(self._by_regex)
+        for position in sorted(candidates):
+            evidence = _evidence(self._checks[position], report)
+            if evidence is not None:
+                yield position, evidence

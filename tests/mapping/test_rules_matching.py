@@ -1,0 +1,224 @@
+"""How the rules find keywords, regexes and senders fast: same answers as the plain definition."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapping.case import Case, CaseSource, Person, SourceKind
+from mapping.rules import (
+    PreviewState,
+    ReportFacts,
+    RuleEngine,
+    apply_outcome,
+    load_rules,
+    parse_rules,
+)
+from mapping.rules.matcher import KeywordIndex, normalize
+
+ZONE = ZoneInfo("Asia/Shanghai")
+MONDAY_2PM = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+WORD_CHAR = re.compile(r"[0-9a-z_\u00c0-\u024f]")
+
+
+def occurs(keyword: str, text: str) -> bool:
+    """The definition (docs/rules.md): the text, with no word character next to a Latin end."""
+    for start in range(len(text) - len(keyword) + 1):
+        if not text.startswith(keyword, start):
+            continue
+        end = start + len(keyword)
+        left_ok = not (WORD_CHAR.match(keyword[0]) and start and WORD_CHAR.match(text[start - 1]))
+        right_ok = not (
+            WORD_CHAR.match(keyword[-1]) and end < len(text) and WORD_CHAR.match(text[end])
+        )
+        if left_ok and right_ok:
+            return True
+    return False
+
+
+VOCABULARY = [
+    "log", "login", "login error", "error", "e-mail", "c++", "+1", "!!", "crm", "crm系统",
+    "登录crm", "订单", "订单失败", "单失", "失败", "失败很慢", "慢", "x_y", "café", "v2",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keywords=st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=8, unique=True),
+    subject=st.lists(st.sampled_from([*VOCABULARY, " ", "x", "s", "-", "中"]), max_size=6),
+    body=st.lists(st.sampled_from([*VOCABULARY, " ", "x", "s", "-", "中", "\n"]), max_size=12),
+)
+def test_the_index_finds_exactly_what_the_definition_does(
+    keywords: list[str], subject: list[str], body: list[str]
+) -> None:
+    index = KeywordIndex.build(keywords)
+    subject_text, body_text = normalize("".join(subject)), normalize("".join(body))
+    in_subject, found = index.find_in(subject_text, body_text)
+    assert in_subject == {k for k in keywords if occurs(k, subject_text)}
+    assert found == in_subject | {k for k in keywords if occurs(k, body_text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Overlapping and nested keywords are all found.
+        ("订单失败很慢", {"订单", "订单失败", "单失", "失败", "失败很慢", "慢"}),
+        # A Latin phrase needs both words, whole and next to each other.
+        ("login error", {"login", "error", "login error"}),
+        ("login errors", {"login"}),
+        ("xlogin error", {"error"}),
+        ("登录login error了", {"login", "error", "login error"}),
+        ("error login", {"login", "error"}),
+    ],
+)
+def test_overlapping_keywords_and_phrases(text: str, expected: set[str]) -> None:
+    keywords = [
+        "订单",
+        "订单失败",
+        "单失",
+        "失败",
+        "失败很慢",
+        "慢",
+        "login",
+        "error",
+        "login error",
+    ]
+    assert KeywordIndex.build(keywords).find(normalize(text)) == expected
+
+
+def test_subject_and_body_are_searched_apart() -> None:
+    index = KeywordIndex.build(["订单失败", "订单", "login error"])
+    # Searched in one go, but a keyword never spans the end of the subject and the body.
+    assert index.find_in("报表订单", "失败了") == ({"订单"}, {"订单"})
+    assert index.find_in("login", "error") == (set(), set())
+    assert index.find_in("x", "订单失败") == (set(), {"订单", "订单失败"})
+
+
+# Rules, end to end -------------------------------------------------------------------------
+def facts(subject: str = "", body: str = "", **more: object) -> ReportFacts:
+    return ReportFacts.model_validate(
+        {"subject": subject, "body": body, "received_at": MONDAY_2PM, **more}
+    )
+
+
+def engine(text: str) -> RuleEngine:
+    return RuleEngine(parse_rules(text, source="test.toml"), ZONE)
+
+
+BACK_REFERENCES = r"""
+[[rule]]
+id = "double-x"
+when.regex = ['(x)\1']
+then.tags = ["x"]
+
+[[rule]]
+id = "double-y"
+when.regex = ['(y)\1']
+then.tags = ["y"]
+"""
+
+
+def test_regexes_with_back_references_still_match() -> None:
+    # Combined into one gate, the second rule's \1 would name the first rule's group.
+    rules = engine(BACK_REFERENCES)
+    assert rules.evaluate(facts(body="yy")).tags == ["y"]
+    assert rules.evaluate(facts(body="xx")).tags == ["x"]
+    assert rules.evaluate(facts(body="xy")).tags == []
+
+
+REGEXES = r"""
+[[rule]]
+id = "codes"
+when.regex = ['ERR-\d+', 'WARN-\d+']
+then.tags = ["code"]
+
+[[rule]]
+id = "subject-only"
+when.subject_regex = ['^urgent']
+then.raise_priority = true
+"""
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "evidence"),
+    [
+        # The rule's first pattern that matches, the subject before the body.
+        ("hello", "WARN-1 then ERR-22", ["/ERR-\\d+/ ('ERR-22')"]),
+        ("warn-7", "ERR-3", ["/ERR-\\d+/ ('ERR-3')"]),
+        ("WARN-7", "nothing", ["/WARN-\\d+/ ('WARN-7')"]),
+        ("nothing", "nothing", None),
+    ],
+)
+def test_regex_evidence(subject: str, body: str, evidence: list[str] | None) -> None:
+    outcome = engine(REGEXES).evaluate(facts(subject, body))
+    codes = [match for match in outcome.matches if match.rule_id == "codes"]
+    assert (codes[0].evidence if codes else None) == evidence
+
+
+def test_a_subject_regex_looks_at_the_subject_only() -> None:
+    rules = engine(REGEXES)
+    assert rules.evaluate(facts("Urgent: down", "x")).matched_rules == ["subject-only"]
+    assert rules.evaluate(facts("down", "urgent")).matched_rules == []
+
+
+SENDERS = """
+[[rule]]
+id = "vip"
+when.sender = ["@vip.example.com", "ceo@example.com", "partner.org"]
+then.tags = ["vip"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("sender", "hit"),
+    [
+        ("li@vip.example.com", True),
+        ("li@eu.vip.example.com", True),  # sub-domains included
+        ("li@novip.example.com", False),
+        ("CEO@Example.com", True),
+        ("cfo@example.com", False),
+        ("a@partner.org", True),  # a bare domain is a domain
+        (None, False),
+    ],
+)
+def test_senders(sender: str | None, hit: bool) -> None:
+    assert (engine(SENDERS).evaluate(facts(body="x", sender=sender)).tags == ["vip"]) is hit
+
+
+# The plain verdict intake applies is the outcome, without the models ----------------------
+SAMPLES = [
+    ("登录提示验证码失效", "登录系统时提示'验证码失效'，重试3次仍无法进入"),
+    ("生产环境宕机", "今天上午生产环境宕机，所有用户都进不去"),
+    ("紧急：报表没有入口", "我没有权限，看不到报表的入口 access denied"),
+    ("Hello", "Nothing to see."),
+]
+
+
+@pytest.mark.parametrize(("subject", "body"), SAMPLES)
+def test_decide_is_evaluate_in_plain_values(subject: str, body: str) -> None:
+    rules = RuleEngine(load_rules(), ZONE)
+    report = facts(subject, body, sender="li@example.com")
+    verdict = rules.decide(report)
+    assert verdict.to_outcome() == rules.evaluate(report)
+
+    def case() -> Case:
+        return Case(
+            subject=subject,
+            description=body,
+            submitter=Person(name="李", email="li@example.com"),
+            source=CaseSource(kind=SourceKind.EMAIL, mailbox="support"),
+            created_at=MONDAY_2PM,
+            updated_at=MONDAY_2PM,
+        )
+
+    by_verdict, by_outcome = case(), case()
+    at = MONDAY_2PM + timedelta(minutes=1)
+    routed = apply_outcome(by_verdict, verdict, groups={}, state=PreviewState(), at=at)
+    outcome = rules.evaluate(report)
+    assert routed == apply_outcome(by_outcome, outcome, groups={}, state=PreviewState(), at=at)
+    assert by_verdict == by_outcome
