@@ -341,11 +341,11 @@ class Case(BaseModel):
     ) -> LogEntry:
         """Append one entry to the process log (the log is never rewritten)."""
         entry = LogEntry(at=at, actor=actor, kind=kind, text=text, source_ref=source_ref)
-        # Appended in place: the entry was just validated and so was the list, whereas assigning
-        # a new list re-validates every earlier entry on each append (a case's log is read and
-        # written many times a run). The list is the case's own: validation copies the list it
-        # is given (only a shallow `model_copy` would share it).
-        self.process_log.append(entry)
+        # Not through validated assignment: that re-validates every earlier entry on each append
+        # (a case's log is read and written many times a run), and the entry was just validated.
+        # A new list rather than an in-place append, so that a shallow copy of the case (e.g.
+        # the masked copy for team mail) never shares, and never grows, this case's log.
+        self.__dict__["process_log"] = [*self.process_log, entry]
         if entry.at > self.updated_at:
             self.updated_at = entry.at
         return entry

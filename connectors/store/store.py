@@ -103,6 +103,8 @@ class _HotStatements:
     record: Any
     queue: Any
     suppressed: Any
+    get_watermark: Any
+    set_watermark: Any
 
 
 @lru_cache(maxsize=4)
@@ -124,6 +126,14 @@ def _hot_statements(dialect_name: str) -> _HotStatements:
         .returning(t.outbox.c.id),
         suppressed=select(t.suppressed_addresses.c.address, t.suppressed_addresses.c.reason).where(
             t.suppressed_addresses.c.address.in_(bindparam("addresses", expanding=True))
+        ),
+        # Round-robin assignment reads and moves a watermark for every case it assigns.
+        get_watermark=select(t.watermarks.c.value).where(t.watermarks.c.name == bindparam("name")),
+        set_watermark=dialect.insert(t.watermarks)
+        .values(name=bindparam("name"), value=bindparam("value"), updated_at=bindparam("at"))
+        .on_conflict_do_update(
+            index_elements=["name"],
+            set_={"value": bindparam("value"), "updated_at": bindparam("at")},
         ),
     )
 
@@ -525,16 +535,11 @@ class StoreTransaction:
 
     # Watermarks -----------------------------------------------------------------------------
     def get_watermark(self, name: str) -> str | None:
-        return self.connection.execute(
-            select(t.watermarks.c.value).where(t.watermarks.c.name == name)
-        ).scalar_one_or_none()
+        return self.connection.execute(self._hot.get_watermark, {"name": name}).scalar_one_or_none()
 
     def set_watermark(self, name: str, value: str, *, now: datetime | None = None) -> None:
-        at = now or _now()
         self.connection.execute(
-            _insert_for(self.connection, t.watermarks)
-            .values(name=name, value=value, updated_at=at)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": value, "updated_at": at})
+            self._hot.set_watermark, {"name": name, "value": value, "at": now or _now()}
         )
 
     # Addresses we must not write to ---------------------------------------------------------

@@ -142,7 +142,7 @@ def test_the_log_appends_in_order_and_leaves_earlier_entries_alone() -> None:
     first = case.log(LogKind.NOTE, "one", at=T0 + timedelta(minutes=1))
     log = case.process_log
     second = case.log(LogKind.NOTE, "two", at=T0 + timedelta(minutes=2))
-    assert case.process_log is log  # appended in place, not rebuilt
+    assert log == [first]  # a log read earlier is never changed behind the reader's back
     assert case.process_log == [first, second]
     assert case.process_log[0] is first
     assert case.updated_at == T0 + timedelta(minutes=2)
@@ -173,3 +173,13 @@ def test_the_log_is_the_case_s_own() -> None:
     copy = case.model_copy(deep=True)
     case.log(LogKind.NOTE, "y", at=T0)
     assert [entry.text for entry in copy.process_log] == ["x"]
+
+
+def test_a_shallow_copy_never_shares_the_log() -> None:
+    case = make_case()
+    case.log(LogKind.INTAKE, "first", at=T0)
+    copy = case.model_copy()
+    copy.log(LogKind.NOTE, "only on the copy", at=T0)
+    case.log(LogKind.NOTE, "only on the case", at=T0)
+    assert [e.text for e in case.process_log] == ["first", "only on the case"]
+    assert [e.text for e in copy.process_log] == ["first", "only on the copy"]
