@@ -51,8 +51,6 @@ utc_datetime = Annotated[datetime, AfterValidator(_require_aware)]
 class LabelledEnum(StrEnum):
     """A string enum whose members carry a Chinese and an English label."""
 
-    _labels: dict[str, tuple[str, str]]
-
     @property
     def label_zh(self) -> str:
         return type(self)._labels()[self.value][0]

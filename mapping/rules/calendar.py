@@ -44,7 +44,7 @@ def _add_working_time(
     start: datetime, remaining: timedelta, hours: BusinessHours, zone: ZoneInfo
 ) -> datetime:
     holidays = {date.fromisoformat(day) for day in hours.holidays}
-    workdays = {weekday.index for weekday in hours.workdays}
+    workdays = {weekday.number for weekday in hours.workdays}
     moment = start.astimezone(zone)
     for _ in range(MAX_DAYS_AHEAD):
         day = moment.date()

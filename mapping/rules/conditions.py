@@ -190,7 +190,7 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
                 "Jira priority", when.jira_priority, lambda f: _optional(f.jira_priority)
             ),
         ),
-        (bool(when.weekdays), lambda: _weekday({day.index for day in when.weekdays})),
+        (bool(when.weekdays), lambda: _weekday({day.number for day in when.weekdays})),
         (bool(when.hours), lambda: _hours(rule)),
         (bool(when.attachment_types), lambda: _attachments(when.attachment_types)),
         (bool(when.not_keywords), lambda: _no_keyword([normalize(k) for k in when.not_keywords])),

@@ -85,7 +85,7 @@ class Weekday(StrEnum):
     SUN = "sun"
 
     @property
-    def index(self) -> int:
+    def number(self) -> int:
         """Monday is 0, as `datetime.weekday()` counts."""
         return list(Weekday).index(self)
 
