@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from mapping.rules.facts import ReportFacts
@@ -206,17 +207,6 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
     return tuple(make() for present, make in table if present)
 
 
-def _evidence(checks: tuple[Check, ...], report: _Report) -> list[str] | None:
-    # A new list: checks may return the same (precomputed) list for every report.
-    found: list[str] = []
-    for check in checks:
-        result = check(report)
-        if result is None:
-            return None
-        found.extend(result)
-    return found
-
-
 # Triggers -----------------------------------------------------------------------------------
 def _keyword_trigger(rule: Rule) -> list[str]:
     """Keywords one of which must occur for the rule to match; empty when it has none."""
@@ -234,8 +224,14 @@ def _sender_trigger(rule: Rule) -> list[str]:
 
 def _sender_keys(sender: str, domain: str) -> list[str]:
     """The address, and `@` + each domain it is in: `a@x.example.com` is in `@example.com`."""
+    return [sender, *_domain_keys(domain)]
+
+
+@lru_cache(maxsize=4096)
+def _domain_keys(domain: str) -> tuple[str, ...]:
+    # Cached: a team's reports come from few domains, and this ran for every report.
     suffixes = [domain[i + 1 :] for i, char in enumerate(domain) if char == "."]
-    return [sender, *(f"@{suffix}" for suffix in [domain, *suffixes])]
+    return tuple(f"@{suffix}" for suffix in [domain, *suffixes])
 
 
 # Regular expressions ------------------------------------------------------------------------
@@ -314,15 +310,29 @@ class Conditions:
     def matching(self, facts: ReportFacts) -> Iterator[tuple[int, list[str]]]:
         """(position, evidence) of every rule whose conditions hold, in the rules' order."""
         report = self._prepare(facts)
+        # Runs for every report: local names, and each rule's checks in line.
         candidates = set(self._always)
+        by_keyword = self._by_keyword
         for keyword in report.hits:
-            candidates.update(self._by_keyword.get(keyword, ()))
+            positions = by_keyword.get(keyword)
+            if positions is not None:
+                candidates.update(positions)
         if self._by_sender:
+            by_sender = self._by_sender
             for key in _sender_keys(report.sender, report.domain):
-                candidates.update(self._by_sender.get(key, ()))
+                positions = by_sender.get(key)
+                if positions is not None:
+                    candidates.update(positions)
         if report.subject_from is not None or report.body_from is not None:
             candidates.update(self._by_regex)
+        all_checks = self._checks
         for position in sorted(candidates):
-            evidence = _evidence(self._checks[position], report)
-            if evidence is not None:
-                yield position, evidence
+            # A new list: checks may return the same (precomputed) list for every report.
+            found: list[str] = []
+            for check in all_checks[position]:
+                result = check(report)
+                if result is None:
+                    break
+                found.extend(result)
+            else:
+                yield position, found
