@@ -372,9 +372,9 @@ class RuleEngine:
         owner_by = chosen.get("owner")
         owner = None
         if owner_by is not None:
-            spec = owner_by[0]
-            assert isinstance(spec, AssignSpec)
-            owner = Assign(spec, owner_by[1], owner_by[2])
+            owner_spec = owner_by[0]
+            assert isinstance(owner_spec, AssignSpec)
+            owner = Assign(owner_spec, owner_by[1], owner_by[2])
         related_by = chosen.get("related_system")
         related = None if related_by is None else related_by[0]
         return Verdict(
