@@ -9,8 +9,8 @@ from mapping.case import Case
 __all__ = ["render_case"]
 
 
-def render_case(case: Case, zone: ZoneInfo | None = None) -> str:
-    zone = zone or ZoneInfo("Asia/Shanghai")
+def render_case(case: Case, zone: ZoneInfo) -> str:
+    """Every field of the team's case record, times in the team's time zone."""
 
     def when(value: object) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "-"  # type: ignore[attr-defined]

@@ -116,9 +116,10 @@ def cases_show(number: str, config: ConfigOption = None) -> None:
     from flows.case_view import render_case
     from flows.runtime import open_store
 
-    with open_store(load(config)) as store:
+    settings = load(config)
+    with open_store(settings) as store:
         case = store.get_case(number)
-    typer.echo(render_case(case))
+    typer.echo(render_case(case, settings.zone))
 
 
 @config_app.command("check")
