@@ -211,6 +211,9 @@ class StoreTransaction:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._hot = _hot_statements(connection.dialect.name)
+        #: Watermarks this transaction wrote, by name (see `get_watermark`); None until the
+        #: first write, when the savepoint listener is added.
+        self._watermarks: dict[str, str] | None = None
 
     # Cases ----------------------------------------------------------------------------------
     def allocate_case_number(self, month: date) -> str:
@@ -535,12 +538,35 @@ class StoreTransaction:
 
     # Watermarks -----------------------------------------------------------------------------
     def get_watermark(self, name: str) -> str | None:
+        """The watermark's value as this transaction sees it.
+
+        A value this transaction wrote is answered from memory: round robin reads and moves a
+        watermark for every case it assigns, and the read cost as much as the write. That is
+        what the database would answer: a transaction sees its own writes, and after the write
+        no other one can change the row before we commit (SQLite: we hold the write lock;
+        PostgreSQL: the upsert holds the row lock). Values only read are not kept, since under
+        READ COMMITTED another transaction may change them between two reads.
+        """
+        written = self._watermarks
+        if written is not None and name in written:
+            return written[name]
         return self.connection.execute(self._hot.get_watermark, {"name": name}).scalar_one_or_none()
 
     def set_watermark(self, name: str, value: str, *, now: datetime | None = None) -> None:
         self.connection.execute(
             self._hot.set_watermark, {"name": name, "value": value, "at": now or _now()}
         )
+        if self._watermarks is None:
+            self._watermarks = {}
+            # Intake and Jira sync roll back one message's or issue's savepoint and go on in
+            # the same transaction: what was written under it is undone, so forget it all.
+            # (Listening on this connection only, added once, on the first write.)
+            event.listen(self.connection, "rollback_savepoint", self._forget_watermarks)
+        self._watermarks[name] = value
+
+    def _forget_watermarks(self, *args: object) -> None:
+        if self._watermarks is not None:
+            self._watermarks.clear()
 
     # Addresses we must not write to ---------------------------------------------------------
     def suppress_address(self, address: str, reason: str, *, now: datetime | None = None) -> None:

@@ -12,6 +12,8 @@ from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatu
 from mapping.case import CaseStatus, LogKind
 from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
 from mapping.outgoing_mail import OutboxMessage
+from mapping.rules.assignment import resolve, round_robin_key
+from mapping.rules.model import AssignSpec, Strategy
 from tests.mapping.test_case import make_case
 
 T0 = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
@@ -208,3 +210,41 @@ def test_eight_processes_get_unique_gap_free_numbers(store: CaseStore, store_url
     expected = [f"202405-{n:03d}" for n in range(1, processes * per_process + 1)]
     assert sorted(numbers) == expected
     assert len(store.list_cases()) == processes * per_process
+
+
+def test_round_robin_rotates_within_and_across_transactions(store: CaseStore) -> None:
+    # The transaction answers watermarks it wrote from memory; the rotation must not notice.
+    spec = AssignSpec(group="l1", strategy=Strategy.ROUND_ROBIN)
+    groups = {"l1": ["a", "b", "c"]}
+    at = datetime(2024, 5, 20, tzinfo=UTC)
+    with store.transaction() as tx:
+        picks = [resolve(spec, groups, tx, now=at) for _ in range(2)]
+    with store.transaction() as tx:
+        picks += [resolve(spec, groups, tx, now=at) for _ in range(3)]
+    assert picks == ["a", "b", "c", "a", "b"]
+    assert store.watermark(round_robin_key("l1")) == "b"
+
+
+def test_a_rolled_back_savepoint_undoes_a_remembered_watermark(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.set_watermark("rules:round_robin:l1", "a")
+        savepoint = tx.connection.begin_nested()
+        tx.set_watermark("rules:round_robin:l1", "b")
+        assert tx.get_watermark("rules:round_robin:l1") == "b"
+        savepoint.rollback()
+        assert tx.get_watermark("rules:round_robin:l1") == "a"
+        savepoint = tx.connection.begin_nested()
+        tx.set_watermark("rules:round_robin:l1", "c")
+        savepoint.commit()
+        assert tx.get_watermark("rules:round_robin:l1") == "c"
+    assert store.watermark("rules:round_robin:l1") == "c"
+
+
+def test_a_rolled_back_transaction_keeps_the_old_watermark(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.set_watermark("w", "1")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.set_watermark("w", "2")
+        raise RuntimeError("boom")
+    with store.transaction() as tx:
+        assert tx.get_watermark("w") == "1"
