@@ -108,13 +108,32 @@ def _status(case: Case, outcome: RuleOutcome | Verdict) -> CaseStatus | None:
 def _log_all(case: Case, texts: list[str], at: datetime) -> None:
     """What `Case.log(LogKind.RULE, text, at=at, actor=ACTOR)` does for each text, in one go.
 
-    Each entry is validated as `Case.log` validates it; the log becomes one new list (never
+    The first entry is validated as `Case.log` validates it: that checks everything that comes
+    from outside, the time `at` (the caller's) with the actor and kind. The others differ from
+    it only in their text, which our own engine wrote (a `str`, the only requirement the model
+    has on it), so they are shallow copies of it with that text, made as pydantic's own
+    `__copy__` makes them: validating each cost about 1 us, ~7 entries for every report (and
+    `model_construct` is slower still, about 2.3 us). The log becomes one new list (never
     appended in place, so a shallow copy of the case never shares it), and `updated_at` moves
     forward once, instead of a list copy and a comparison per entry.
     """
-    entries = [LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=text) for text in texts]
-    if not entries:
+    if not texts:
         return
+    first = LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=texts[0])
+    entries = [first]
+    fields, fields_set = first.__dict__, first.__pydantic_fields_set__
+    for text in texts[1:]:
+        entry = _new_entry(LogEntry)
+        _set(entry, "__dict__", {**fields, "text": text})
+        _set(entry, "__pydantic_fields_set__", set(fields_set))
+        _set(entry, "__pydantic_extra__", None)
+        _set(entry, "__pydantic_private__", None)
+        entries.append(entry)
     case.__dict__["process_log"] = [*case.process_log, *entries]
-    if entries[0].at > case.updated_at:
-        case.updated_at = entries[0].at
+    if first.at > case.updated_at:
+        case.updated_at = first.at
+
+
+#: How pydantic's `BaseModel.__copy__` makes an instance without validating (frozen models too).
+_new_entry = object.__new__
+_set = object.__setattr__

@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from mapping.case import Priority, ProblemType, SourceKind
+from mapping.case import LogEntry, LogKind, Priority, ProblemType, SourceKind
 from mapping.rules import ManualTriage, ReportFacts, RuleEngine, load_rules, parse_rules
+from mapping.rules.apply import ACTOR, _log_all
+from tests.mapping.test_case import make_case
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # A Monday, 14:00 in Shanghai.
@@ -382,3 +385,23 @@ def test_keyword_soup_still_gives_one_of_each(words: list[str]) -> None:
     assert outcome.priority in set(Priority)
     assert outcome.problem_type in set(ProblemType)
     assert outcome.due_at is not None
+
+
+def test_rule_log_entries_equal_validated_ones() -> None:
+    # `_log_all` validates the first entry and copies it for the others: they must be the same
+    # models `Case.log` would have made, field by field, including what counts as set.
+    case = make_case()
+    at = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+    texts = ["P0 by rule a: matched 'x'", "tag '订单' by rule b: matched '订单失败'", "due"]
+    _log_all(case, texts, at)
+    expected = [LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=text) for text in texts]
+    entries = case.process_log[-3:]
+    assert entries == expected
+    assert [entry.model_fields_set for entry in entries] == [e.model_fields_set for e in expected]
+    assert [entry.model_dump(exclude_unset=True) for entry in entries] == [
+        entry.model_dump(exclude_unset=True) for entry in expected
+    ]
+    with pytest.raises(ValidationError):
+        entries[1].text = "changed"  # still frozen
+    with pytest.raises(ValidationError):
+        _log_all(case, texts, datetime(2024, 5, 20, 6, 0))  # a naive time is still refused
