@@ -405,3 +405,14 @@ def test_rule_log_entries_equal_validated_ones() -> None:
         entries[1].text = "changed"  # still frozen
     with pytest.raises(ValidationError):
         _log_all(case, texts, datetime(2024, 5, 20, 6, 0))  # a naive time is still refused
+
+
+def test_the_rule_log_moves_updated_at_as_validated_assignment_would() -> None:
+    case, expected = make_case(), make_case()
+    later = case.updated_at + timedelta(minutes=5)
+    _log_all(case, ["P1 by rule a: matched 'x'"], later)
+    expected.updated_at = later
+    assert case.updated_at == expected.updated_at == later
+    assert case.model_fields_set == expected.model_fields_set
+    _log_all(case, ["P1 by rule a: matched 'x'"], later - timedelta(hours=1))
+    assert case.updated_at == later  # an earlier entry does not move it back
