@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -31,7 +32,8 @@ class _Report:
     """A report prepared once for every rule (not frozen: that makes building it 3x slower)."""
 
     facts: ReportFacts
-    subject_hits: set[str]
+    #: `_UNREAD` when no rule has `subject_keywords`, the only check that reads it.
+    subject_hits: AbstractSet[str]
     hits: set[str]
     sender: str
     domain: str
@@ -40,6 +42,9 @@ class _Report:
     subject_from: int | None
     body_from: int | None
 
+
+#: The subject's hits when no rule reads them (see `_Report.subject_hits`).
+_UNREAD: frozenset[str] = frozenset()
 
 Check = Callable[[_Report], list[str] | None]  # evidence when it holds, None when it does not
 
@@ -289,12 +294,21 @@ class Conditions:
             for key in set(trigger):
                 table.setdefault(key, []).append(position)
         self._index = KeywordIndex.build(keywords)
+        self._subject_keywords = any(rule.when.subject_keywords for rule in rules)
         self._gate = _gate(
             [p for rule in rules for p in [*rule.when.regex, *rule.when.subject_regex]]
         )
 
     def _prepare(self, facts: ReportFacts) -> _Report:
-        subject_hits, hits = self._index.find_in(normalize(facts.subject), normalize(facts.body))
+        subject, body = normalize(facts.subject), normalize(facts.body)
+        if self._subject_keywords:
+            subject_hits, hits = self._index.find_in(subject, body)
+        else:
+            # Only `subject_keywords` read the subject's own hits: without any, one search of
+            # both texts (about a tenth of a report's rule time inside intake went to the
+            # second pass).
+            hits = self._index.find(f"{subject}\n{body}" if body else subject)
+            subject_hits = _UNREAD
         sender = (facts.sender or "").casefold()
         return _Report(
             facts=facts,

@@ -163,8 +163,24 @@ class KeywordIndex:
         return cls(words, {a: tuple(entries) for a, entries in anchored.items()}, pattern, also)
 
     def find(self, text: str) -> set[str]:
-        """The keywords that occur in `text` (which must be `normalize`d)."""
-        return self.find_in(text, "")[1]
+        """The keywords that occur in `text`: `normalize`d, or normalized texts joined by line
+        breaks (no normalized keyword contains one, so none spans two texts; like the ends of
+        a text, a line break is no word character, so a Latin keyword next to one still
+        counts as whole words). When nobody asks which were in the subject, the subject and
+        body are searched as one such text: one pass instead of two.
+        """
+        found = self._by_words(text)
+        if self.pattern is not None:
+            search, also = self.pattern.search, self.also
+            match = search(text)
+            while match is not None:
+                keyword = match.group()
+                if keyword not in found:
+                    found.add(keyword)
+                    found.update(also[keyword])
+                # From the next character, not the match's end: keywords may overlap.
+                match = search(text, match.start() + 1)
+        return found
 
     def find_in(self, subject: str, body: str) -> tuple[set[str], set[str]]:
         """The keywords in the subject, and those in the subject or the body (both normalized)."""

@@ -416,3 +416,19 @@ def test_the_rule_log_moves_updated_at_as_validated_assignment_would() -> None:
     assert case.model_fields_set == expected.model_fields_set
     _log_all(case, ["P1 by rule a: matched 'x'"], later - timedelta(hours=1))
     assert case.updated_at == later  # an earlier entry does not move it back
+
+
+@pytest.mark.parametrize("with_subject_rule", [False, True])
+def test_keywords_in_subject_or_body_with_and_without_subject_keywords(
+    with_subject_rule: bool,
+) -> None:
+    # Without any `subject_keywords` the subject and body are searched as one text.
+    text = '[[rule]]\nid = "any"\nwhen.keywords = ["订单失败", "login error"]\nthen.tags = ["a"]\n'
+    if with_subject_rule:
+        text += '[[rule]]\nid = "subj"\nwhen.subject_keywords = ["订单"]\nthen.tags = ["s"]\n'
+    rules = engine(text)
+    assert rules.decide(facts("订单失败", "")).tags == (("a", "s") if with_subject_rule else ("a",))
+    assert rules.decide(facts("x", "订单失败")).tags == ("a",)
+    assert rules.decide(facts("login", "error")).tags == ()
+    assert rules.decide(facts("订单", "失败")).tags == (("s",) if with_subject_rule else ())
+    assert rules.decide(facts("", "LOGIN  Error!")).tags == ("a",)

@@ -61,6 +61,8 @@ def test_the_index_finds_exactly_what_the_definition_does(
     in_subject, found = index.find_in(subject_text, body_text)
     assert in_subject == {k for k in keywords if occurs(k, subject_text)}
     assert found == in_subject | {k for k in keywords if occurs(k, body_text)}
+    # Without the subject's own hits, both are searched as one text joined by a line break.
+    assert index.find(f"{subject_text}\n{body_text}") == found
 
 
 @pytest.mark.parametrize(
@@ -97,6 +99,8 @@ def test_subject_and_body_are_searched_apart() -> None:
     assert index.find_in("报表订单", "失败了") == ({"订单"}, {"订单"})
     assert index.find_in("login", "error") == (set(), set())
     assert index.find_in("x", "订单失败") == (set(), {"订单", "订单失败"})
+    assert index.find("报表订单\n失败了") == {"订单"}
+    assert index.find("login\nerror") == set()
 
 
 # Rules, end to end -------------------------------------------------------------------------
