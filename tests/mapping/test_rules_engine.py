@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mapping.case import LogEntry, LogKind, Priority, ProblemType, SourceKind
-from mapping.rules import ManualTriage, ReportFacts, RuleEngine, load_rules, parse_rules
+from mapping.email_to_case import case_from_email
+from mapping.parsed_email import parse_email
+from mapping.rules import (
+    ManualTriage,
+    PreviewState,
+    ReportFacts,
+    RuleEngine,
+    apply_outcome,
+    facts_from_email,
+    load_rules,
+    parse_rules,
+)
 from mapping.rules.apply import ACTOR, _log_all
 from tests.mapping.test_case import make_case
 
@@ -432,3 +444,54 @@ def test_keywords_in_subject_or_body_with_and_without_subject_keywords(
     assert rules.decide(facts("login", "error")).tags == ()
     assert rules.decide(facts("订单", "失败")).tags == (("s",) if with_subject_rule else ())
     assert rules.decide(facts("", "LOGIN  Error!")).tags == ("a",)
+
+
+def _validated_twin(model: BaseModel) -> BaseModel:
+    """The same model built through validation, from the fields it says were set."""
+    return type(model)(**{name: getattr(model, name) for name in model.model_fields_set})
+
+
+@pytest.mark.parametrize("with_attachment", [False, True])
+def test_trusted_facts_and_routing_equal_validated_ones(with_attachment: bool) -> None:
+    # facts_from_email and apply_outcome build these without validating (`trusted`): they must
+    # be the models validation would make, field by field, with the same fields set.
+    message = EmailMessage()
+    message["From"] = "张三 <zhang@example.com>"
+    message["To"] = "support@example.com"
+    message["Subject"] = "订单失败"
+    message["Message-ID"] = "<t-1@example.com>"
+    message["Date"] = "Mon, 20 May 2024 14:00:00 +0800"
+    message.set_content("登录失败\n")
+    if with_attachment:
+        message.add_attachment(b"x", maintype="text", subtype="plain", filename="a.LOG")
+    parsed = parse_email(message.as_bytes())
+    case = case_from_email(parsed, mailbox="support", now=MONDAY_2PM)
+    built = facts_from_email(case, parsed)
+    assert built == _validated_twin(built)
+    assert built.model_fields_set == _validated_twin(built).model_fields_set
+    assert built == ReportFacts(
+        subject="订单失败",
+        body=case.description,
+        sender="zhang@example.com",
+        mailbox="support",
+        source=SourceKind.EMAIL,
+        attachment_types=[".log", "text/plain"] if with_attachment else [],
+        received_at=case.created_at,
+    )
+    rules = engine(
+        '[groups]\nl1 = ["a@example.com"]\n[[rule]]\nid = "r"\nwhen.keywords = ["订单失败"]\n'
+        'then.problem_type = "system_fault"\n'
+        'then.owner = { group = "l1", strategy = "round_robin" }\n'
+    )
+    routing = apply_outcome(
+        case,
+        rules.decide(built),
+        groups=rules.rules.groups,
+        state=PreviewState(),
+        at=MONDAY_2PM,
+    )
+    assert routing == _validated_twin(routing)
+    assert routing.model_fields_set == _validated_twin(routing).model_fields_set
+    assert routing.owner == "a@example.com"
+    with pytest.raises(ValidationError):
+        routing.owner = "b@example.com"  # still frozen
