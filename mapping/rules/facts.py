@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import Case, Priority, ProblemType, SourceKind, utc_datetime
 from mapping.parsed_email import ParsedEmail
-from mapping.rules.trusted import trusted
 
 __all__ = ["ManualTriage", "ReportFacts", "facts_from_case", "facts_from_email"]
 
@@ -62,32 +61,15 @@ def _attachment_types(case: Case) -> list[str]:
 
 def facts_from_email(case: Case, parsed: ParsedEmail) -> ReportFacts:
     """Facts of a new email report (its case not stored yet)."""
-    # Built for every report, and every value is a field of the validated parsed email or
-    # case (or made here from them, as lists of str), of the same type: see `trusted`.
-    return trusted(
-        ReportFacts,
-        {
-            "subject": parsed.subject or case.subject,
-            "body": case.description,
-            "sender": parsed.from_address or case.submitter.email,
-            "mailbox": case.source.mailbox,
-            "source": SourceKind.EMAIL,
-            "jira_project": None,
-            "jira_components": [],
-            "jira_labels": [],
-            "jira_priority": None,
-            "attachment_types": _attachment_types(case),
-            "received_at": case.created_at,
-            "manual": None,
-        },
-        set(_EMAIL_FIELDS_SET),
+    return ReportFacts(
+        subject=parsed.subject or case.subject,
+        body=case.description,
+        sender=parsed.from_address or case.submitter.email,
+        mailbox=case.source.mailbox,
+        source=SourceKind.EMAIL,
+        attachment_types=_attachment_types(case),
+        received_at=case.created_at,
     )
-
-
-#: What validation records as set when an email's facts are built by keyword.
-_EMAIL_FIELDS_SET = frozenset(
-    ["subject", "body", "sender", "mailbox", "source", "attachment_types", "received_at"]
-)
 
 
 def facts_from_case(

@@ -452,9 +452,9 @@ def _validated_twin(model: BaseModel) -> BaseModel:
 
 
 @pytest.mark.parametrize("with_attachment", [False, True])
-def test_trusted_facts_and_routing_equal_validated_ones(with_attachment: bool) -> None:
-    # facts_from_email and apply_outcome build these without validating (`trusted`): they must
-    # be the models validation would make, field by field, with the same fields set.
+def test_facts_and_routing_of_an_email_report(with_attachment: bool) -> None:
+    # What facts_from_email and apply_outcome build must be the models validation would make,
+    # field by field, with the same fields set.
     message = EmailMessage()
     message["From"] = "张三 <zhang@example.com>"
     message["To"] = "support@example.com"
