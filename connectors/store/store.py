@@ -214,6 +214,9 @@ class StoreTransaction:
         #: Watermarks this transaction wrote, by name (see `get_watermark`); None until the
         #: first write, when the savepoint listener is added.
         self._watermarks: dict[str, str] | None = None
+        #: Suppressed-or-not answers for a batch's addresses (see `prefetch_suppressed`).
+        self._suppressed: dict[str, str | None] | None = None
+        self._listening = False
 
     # Cases ----------------------------------------------------------------------------------
     def allocate_case_number(self, month: date) -> str:
@@ -558,15 +561,22 @@ class StoreTransaction:
         )
         if self._watermarks is None:
             self._watermarks = {}
-            # Intake and Jira sync roll back one message's or issue's savepoint and go on in
-            # the same transaction: what was written under it is undone, so forget it all.
-            # (Listening on this connection only, added once, on the first write.)
-            event.listen(self.connection, "rollback_savepoint", self._forget_watermarks)
+            self._forget_on_rollback()
         self._watermarks[name] = value
 
-    def _forget_watermarks(self, *args: object) -> None:
+    def _forget_on_rollback(self) -> None:
+        """Intake and Jira sync roll back one message's or issue's savepoint and go on in the
+        same transaction: what was written under it is undone, so what this transaction
+        remembers of its writes (watermarks, suppressions) is forgotten then. Listening on
+        this connection only, added once."""
+        if not self._listening:
+            event.listen(self.connection, "rollback_savepoint", self._forget_writes)
+            self._listening = True
+
+    def _forget_writes(self, *args: object) -> None:
         if self._watermarks is not None:
             self._watermarks.clear()
+        self._suppressed = None
 
     # Addresses we must not write to ---------------------------------------------------------
     def suppress_address(self, address: str, reason: str, *, now: datetime | None = None) -> None:
@@ -575,11 +585,33 @@ class StoreTransaction:
             .values(address=address.lower(), reason=reason, created_at=now or _now())
             .on_conflict_do_nothing(index_elements=["address"])
         )
+        known = self._suppressed
+        if known is not None:
+            if known.get(address.lower()) is None:
+                known[address.lower()] = reason
+            self._forget_on_rollback()
+
+    def prefetch_suppressed(self, addresses: Iterable[str]) -> None:
+        """Ask once for a batch's addresses; `suppressed` then answers them from memory.
+
+        Intake asks for every new report's sender (about 0.06 ms a query on SQLite). What this
+        transaction suppresses afterwards is added; what another process suppresses meanwhile
+        is seen at the next batch, and the outbox sender checks again before it sends.
+        """
+        wanted = sorted({a.lower() for a in addresses})
+        known: dict[str, str | None] = dict.fromkeys(wanted)
+        if wanted:
+            rows = self.connection.execute(self._hot.suppressed, {"addresses": wanted})
+            known.update({row[0]: row[1] for row in rows})
+        self._suppressed = known
 
     def suppressed(self, addresses: Iterable[str]) -> dict[str, str]:
         """The addresses among these that bounced or asked not to be written to, with why."""
         wanted = [a.lower() for a in addresses]
         if not wanted:
             return {}
+        known = self._suppressed
+        if known is not None and all(address in known for address in wanted):
+            return {a: reason for a in wanted if (reason := known[a]) is not None}
         rows = self.connection.execute(self._hot.suppressed, {"addresses": wanted})
         return {row[0]: row[1] for row in rows}

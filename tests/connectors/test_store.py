@@ -6,6 +6,7 @@ import multiprocessing
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatus
@@ -178,6 +179,36 @@ def test_suppressed_addresses_are_case_insensitive(store: CaseStore) -> None:
         assert tx.suppressed(["gone@example.com", "ok@example.com"]) == {
             "gone@example.com": "550 no such user"
         }
+
+
+def test_prefetched_suppressions_answer_from_memory_and_follow_this_transactions_writes(
+    store: CaseStore,
+) -> None:
+    with store.transaction() as tx:
+        tx.suppress_address("gone@example.com", "550 no such user")
+    with store.transaction() as tx:
+        tx.prefetch_suppressed(["Gone@Example.com", "ok@example.com", "later@example.com"])
+        statements: list[str] = []
+        event.listen(tx.connection, "before_execute", lambda *args: statements.append("x"))
+        assert tx.suppressed(["gone@example.com"]) == {"gone@example.com": "550 no such user"}
+        assert tx.suppressed(["OK@example.com"]) == {}
+        assert statements == []  # both answered from memory
+        tx.suppress_address("Later@Example.com", "bounced")
+        statements.clear()
+        assert tx.suppressed(["later@example.com"]) == {"later@example.com": "bounced"}
+        assert statements == []
+        assert tx.suppressed(["unknown@example.com"]) == {}
+        assert statements == ["x"]  # not prefetched: asked
+
+
+def test_a_rolled_back_suppression_is_forgotten(store: CaseStore) -> None:
+    with store.transaction() as tx:
+        tx.prefetch_suppressed(["a@example.com"])
+        savepoint = tx.connection.begin_nested()
+        tx.suppress_address("a@example.com", "bounced")
+        assert tx.suppressed(["a@example.com"]) == {"a@example.com": "bounced"}
+        savepoint.rollback()
+        assert tx.suppressed(["a@example.com"]) == {}
 
 
 def _allocate(url: str, count: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import event
 
-from connectors.store import CaseStore, LedgerDecision
+from connectors.store import CaseStore, LedgerDecision, StoreTransaction
 from flows import intake
 from flows.intake import ingest_batch
+from mapping.case import Case
 from mapping.parsed_email import ParsedEmail
 from tests.flows.intake_mail import context, raw_message, report
 
@@ -66,3 +70,50 @@ def test_a_crash_while_parsing_quarantines_only_that_message(
     assert entry.reason == "RuntimeError: parser bug"
     assert entry.blob_sha256 is not None and store.blob(entry.blob_sha256) == raws[1]
     assert entry.identity == f"sha256:{entry.blob_sha256}"
+
+
+def test_an_unexpected_failure_reruns_the_batch_with_a_savepoint_per_message(
+    store: CaseStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch runs without savepoints first; a bug in one message's handling rolls it all
+    back and runs it again guarded: that message is quarantined, the others go in once, with
+    gap-free case numbers and one confirmation each."""
+    calls: list[str] = []
+
+    def route(tx: object, case: Case, parsed: ParsedEmail) -> None:
+        calls.append(parsed.subject)
+        if parsed.subject == "boom":
+            raise RuntimeError("routing bug")
+
+    ctx = context()
+    ctx.route_new_case = route
+    raws = [report(subject="ok 1"), report(subject="boom"), report(subject="ok 2")]
+    with caplog.at_level(logging.WARNING, logger="flows.intake"):
+        done = ingest_batch(store, [raw_message(raw, uid) for uid, raw in enumerate(raws, 1)], ctx)
+    assert "running the batch again with a savepoint per message" in caplog.text
+    assert calls == ["ok 1", "boom", "ok 1", "boom", "ok 2"]
+    assert done.decisions == {"new_report": 2, "quarantined": 1}
+    assert [case.number for case in store.list_cases()] == done.new_cases
+    assert [number[-3:] for number in done.new_cases] == ["001", "002"]
+    assert len(store.outbox_items()) == 2
+    entry = store.ledger_entries(decision=LedgerDecision.QUARANTINED)[0]
+    assert entry.reason == "RuntimeError: routing bug" and entry.location.endswith("/2")
+
+
+def test_a_clean_batch_runs_without_savepoints(store: CaseStore) -> None:
+    savepoints: list[str] = []
+    raws = [report(subject=f"ok {n}") for n in range(3)]
+    real_transaction = store.transaction
+
+    @contextmanager
+    def counting() -> Iterator[StoreTransaction]:
+        with real_transaction() as tx:
+            event.listen(tx.connection, "savepoint", lambda *args: savepoints.append("sp"))
+            yield tx
+
+    store.transaction = counting  # type: ignore[method-assign]
+    done = ingest_batch(
+        store, [raw_message(raw, uid) for uid, raw in enumerate(raws, 1)], context()
+    )
+    assert done.decisions == {"new_report": 3}
+    assert savepoints == []
