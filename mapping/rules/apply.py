@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from mapping.case import Case, CaseStatus, LogEntry, LogKind
 from mapping.rules.assignment import AssignmentState, resolve
@@ -105,27 +105,31 @@ def _status(case: Case, outcome: RuleOutcome | Verdict) -> CaseStatus | None:
     return None
 
 
+#: Validates a list of log entries in one call (see `_log_all`).
+_ENTRIES = TypeAdapter(list[LogEntry])
+
+
 def _log_all(case: Case, texts: list[str], at: datetime) -> None:
     """What `Case.log(LogKind.RULE, text, at=at, actor=ACTOR)` does for each text, in one go.
 
-    The first entry is validated as `Case.log` validates it: that checks everything that comes
-    from outside, the time `at` (the caller's) with the actor and kind. The others differ from
-    it only in their text, which our own engine wrote (a `str`, the only requirement the model
-    has on it), so they are copies of it with that text (`model_copy`, which does not
-    validate again): validating each cost about 1 us, ~7 entries for every report. The log
-    becomes one new list (never appended in place, so a shallow copy of the case never shares
-    it), and `updated_at` moves forward once, instead of a list copy and a comparison per entry.
+    Every entry is validated, as `Case.log` validates it, but all in one call of the validator
+    over the list (about 0.85 us an entry, against 1.25 for one model built at a time and 1.8
+    for a copy of a first one). The log becomes one new list (never appended in place, so a
+    shallow copy of the case never shares it), and `updated_at` moves forward once, instead of a
+    list copy and a comparison per entry.
     """
     if not texts:
         return
-    first = LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=texts[0])
-    entries = [first]
-    for text in texts[1:]:
-        entries.append(first.model_copy(update={"text": text}))
+    kind = LogKind.RULE
+    entries = _ENTRIES.validate_python(
+        [{"at": at, "actor": ACTOR, "kind": kind, "text": text} for text in texts]
+    )
     case.__dict__["process_log"] = [*case.process_log, *entries]
-    if first.at > case.updated_at:
+    moved = entries[0].at
+    if moved > case.updated_at:
         # Straight into the field, as validated assignment would leave it (value and the set
-        # of fields set): `first.at` was just validated as the same type (an aware datetime),
-        # and inside intake validated assignment of this one field cost about 10 us a report.
-        case.__dict__["updated_at"] = first.at
+        # of fields set): the entry's `at` was just validated as the same type (an aware
+        # datetime), and inside intake validated assignment of this one field cost about 10 us
+        # a report.
+        case.__dict__["updated_at"] = moved
         case.__pydantic_fields_set__.add("updated_at")

@@ -400,8 +400,8 @@ def test_keyword_soup_still_gives_one_of_each(words: list[str]) -> None:
 
 
 def test_rule_log_entries_equal_validated_ones() -> None:
-    # `_log_all` validates the first entry and copies it for the others: they must be the same
-    # models `Case.log` would have made, field by field, including what counts as set.
+    # `_log_all` validates all entries in one call over the list: they must be the same models
+    # `Case.log` would have made, field by field, including what counts as set.
     case = make_case()
     at = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
     texts = ["P0 by rule a: matched 'x'", "tag '订单' by rule b: matched '订单失败'", "due"]
