@@ -16,7 +16,7 @@ on the message's ledger row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction, sha256_hex
+from flows.parse_ahead import Parsed, ParseFailure
 from mapping.case import Case, LogKind
 from mapping.classify import Classification, MessageKind, accept_subject_reply, classify
 from mapping.email_to_case import case_from_email
@@ -144,8 +145,12 @@ def ingest_batch(
     context: IntakeContext,
     *,
     watermark: tuple[str, str] | None = None,
+    parsed: Mapping[str, Parsed] | None = None,
 ) -> IntakeReport:
     """Ingest a batch in one transaction; messages already in the ledger are skipped.
+
+    `parsed` is what parse workers found for the batch's messages, by location
+    (`flows.parse_ahead`); messages not in it are parsed here.
 
     What every message needs from the database is asked once for the whole batch: which
     locations the ledger has, the ledger's first row for each identity (kept current as the
@@ -159,7 +164,13 @@ def ingest_batch(
     failing one is quarantined and the others go in. A savepoint costs about 0.1 ms a message
     on SQLite, as much as writing the case itself, and such failures are rare.
     """
-    prepared: dict[str, PreparedMessage] = {}  # parsed once, even if the batch runs twice
+    prepared: dict[str, PreparedMessage] = {  # parsed once, even if the batch runs twice
+        message.location: PreparedMessage(
+            message, item.digest, item.parsed, error=item.error, too_large=item.too_large
+        )
+        for message in batch
+        if parsed is not None and (item := parsed.get(message.location)) is not None
+    }
     try:
         return _ingest_batch(store, batch, context, watermark, prepared, guarded=False)
     except Exception as error:  # noqa: BLE001 - re-run below, where it is quarantined
@@ -275,11 +286,18 @@ def ingest_one_safely(
     except Exception as error:  # one bad message must never block the others
         savepoint.rollback()
         logger.exception("quarantined %s", message.location)
-        reason = f"{type(error).__name__}: {error}"
+        reason = describe(error)
         entry = _quarantine(tx, prepared, context, report, reason, replaces=replaces)
     if earlier is not None:
         earlier.setdefault(entry.identity, entry)
     return entry
+
+
+def describe(error: Exception) -> str:
+    """How a quarantined message's reason names what went wrong: `Type: message`."""
+    if isinstance(error, ParseFailure):
+        return error.description  # raised in a parse worker, named there
+    return f"{type(error).__name__}: {error}"
 
 
 def retry_quarantined(store: CaseStore, entry_id: int, context: IntakeContext) -> LedgerEntry:

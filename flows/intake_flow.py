@@ -3,7 +3,8 @@
 Top to bottom: for each mailbox, first finish marking what an earlier run committed but did not
 get to mark (a crash between the commit and the flag), then fetch batches after the stored
 cursor, ingest each batch (one task, one transaction), then mark the batch done in the mailbox,
-only after the commit.
+only after the commit. When there is more than one batch, the next ones are parsed by a worker
+process meanwhile (`flows.parse_ahead`, `parse_workers` in the settings).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prefect.cache_policies import NONE
 from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore
 from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
+from flows.parse_ahead import ParseAhead, Parsed
 from flows.runtime import build_mailbox, intake_context, open_store
 from flows.settings import load_settings
 
@@ -29,10 +31,14 @@ def cursor_name(mailbox: Mailbox) -> str:
 
 @task(cache_policy=NONE)
 def ingest(
-    store: CaseStore, batch: list[RawMessage], context: IntakeContext, watermark: tuple[str, str]
+    store: CaseStore,
+    batch: list[RawMessage],
+    context: IntakeContext,
+    watermark: tuple[str, str],
+    parsed: dict[str, Parsed] | None = None,
 ) -> IntakeReport:
     """Turn one batch of raw mail into cases, ledger and outbox rows, in one transaction."""
-    return ingest_batch(store, batch, context, watermark=watermark)
+    return ingest_batch(store, batch, context, watermark=watermark, parsed=parsed)
 
 
 @task(cache_policy=NONE)
@@ -57,16 +63,22 @@ def intake_flow(config: str | None = None) -> IntakeReport:
     store = open_store(settings)
     try:
         with ExitStack() as stack:
+            ahead = stack.enter_context(
+                ParseAhead(settings.max_message_bytes, workers=settings.parse_workers)
+            )
             for index in range(len(settings.mailboxes)):
                 mailbox = build_mailbox(settings, index, stack)
                 stored = store.watermark(cursor_name(mailbox))
                 cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
                 finish_marking(store, mailbox, cursor)
-                for batch in mailbox.fetch_new(cursor, settings.batch_size):
+                batches = mailbox.fetch_new(cursor, settings.batch_size)
+                for batch, parsed in ahead.pipeline(batches):
                     cursor = mailbox.cursor_after(batch)
                     watermark = (cursor_name(mailbox), cursor.model_dump_json())
-                    report.merge(ingest(store, batch, context, watermark))
+                    report.merge(ingest(store, batch, context, watermark, parsed))
                     mark_done(mailbox, batch)
+            if ahead.batches_parsed_ahead:
+                logger.info("%d batch(es) parsed by workers", ahead.batches_parsed_ahead)
     finally:
         store.close()
     logger.info(

@@ -175,6 +175,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     batch_size: int = Field(default=200, ge=1, le=500)
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    parse_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description="Processes that parse the next batches of mail while one is written; "
+        "default 1 on a machine with two or more cores, 0 (parse in-process) on one.",
+    )
     rules_path: Path | None = Field(default=None, description="Default: the shipped rule set.")
     schedule_minutes: int = Field(
         default=5, ge=1, description="How often `casedesk serve` runs the whole pass."

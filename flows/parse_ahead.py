@@ -1,0 +1,212 @@
+"""Parse the next batches of mail in a worker process while this one writes the current batch.
+
+Parsing a message (MIME, charsets, HTML, quoted history) is about half of what intake spends
+on it, and it needs nothing but the bytes; the rest (cases, rules, the confirmation, the
+database) has to happen in order in one transaction per batch. So when a run finds more than
+one batch of new mail, the batches after the current one are handed to worker processes and
+come back parsed while this process writes; a run with one batch (the usual scheduled run)
+parses in-process and starts no worker.
+
+Workers come from a `forkserver`: a clean process started once, without this process's threads
+(a flow run has Prefect's), with the parser already imported, so each worker starts in
+milliseconds. Only the bytes travel to a worker, and only what parsing found travels back. If a
+worker cannot be started or dies, the batch is parsed in-process instead: nothing is lost, it is
+only slower. The order of the batches, the transaction per batch and the marking of a batch in
+the mailbox after its commit are the same as without workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from itertools import chain
+from types import TracebackType
+
+from connectors.mailbox import RawMessage
+from connectors.store import sha256_hex
+from mapping.errors import MessageParseError
+from mapping.parsed_email import ParsedEmail, parse_email
+
+__all__ = ["ParseAhead", "ParseFailure", "Parsed", "default_workers", "parse_in_worker"]
+
+logger = logging.getLogger(__name__)
+
+#: Batches fetched and handed to workers ahead of the one being written: enough to keep a
+#: worker busy while this process writes, few enough that memory stays flat (2 x batch size).
+LOOKAHEAD = 2
+
+
+def default_workers() -> int:
+    """One worker beside this process on a machine with two or more cores, none on one.
+
+    This process (IMAP, rules, composing, the database) is the slower side of the pipeline, so
+    more workers than one rarely help; `intake_parse_workers` sets it."""
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+
+class ParseFailure(Exception):
+    """Parsing raised in a worker: what it raised, named as `Type: message`, as intake would."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        super().__init__(description)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a worker sends back for one message: nothing of the raw bytes, which we have."""
+
+    digest: str
+    parsed: ParsedEmail | None = None
+    too_large: bool = False
+    #: MessageParseError's reason (the message is quarantined as unreadable)...
+    unreadable: str | None = None
+    #: ...or anything else parsing raised, as `Type: message` (a bug: quarantined too).
+    failure: str | None = None
+
+    @property
+    def error(self) -> Exception | None:
+        if self.unreadable is not None:
+            return MessageParseError(self.unreadable)
+        if self.failure is not None:
+            return ParseFailure(self.failure)
+        return None
+
+
+def parse_in_worker(raws: list[bytes], max_message_bytes: int) -> list[Parsed]:
+    """Hash and parse a batch's messages (runs in a worker; also used in-process by tests)."""
+    results = []
+    for raw in raws:
+        digest = sha256_hex(raw)
+        if len(raw) > max_message_bytes:
+            results.append(Parsed(digest, too_large=True))
+            continue
+        try:
+            results.append(Parsed(digest, parsed=parse_email(raw)))
+        except MessageParseError as error:
+            results.append(Parsed(digest, unreadable=error.reason))
+        except Exception as error:  # noqa: BLE001 - sent back, quarantined by intake
+            results.append(Parsed(digest, failure=f"{type(error).__name__}: {error}"))
+    return results
+
+
+class ParseAhead:
+    """Batches of raw mail in, the same batches out, each with its messages parsed.
+
+    Use as a context manager around one run's fetch loop::
+
+        with ParseAhead(max_message_bytes, workers=1) as ahead:
+            for batch, parsed in ahead.pipeline(mailbox.fetch_new(cursor, 200)):
+                ingest_batch(store, batch, context, parsed=parsed)
+
+    `parsed` is None where the batch is to be parsed in-process (a single batch, no workers, or
+    a worker failed).
+    """
+
+    def __init__(self, max_message_bytes: int, *, workers: int | None = None) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.workers = default_workers() if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+        #: Batches parsed by workers in this run (for the run's log line and tests).
+        self.batches_parsed_ahead = 0
+
+    def __enter__(self) -> ParseAhead:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (for measuring their memory); none before they start."""
+        pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}
+        return [process.pid for process in processes.values() if process.pid is not None]
+
+    def _start(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and not self._broken and self.workers > 0:
+            try:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["mapping.parsed_email", "flows.parse_ahead"])
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            except (OSError, ValueError) as error:
+                logger.warning("cannot start parse workers (%s); parsing in-process", error)
+                self._broken = True
+        return self._pool
+
+    def _submit(self, batch: list[RawMessage]) -> Future[list[Parsed]] | None:
+        pool = self._start()
+        if pool is None:
+            return None
+        try:
+            return pool.submit(
+                parse_in_worker, [message.raw for message in batch], self.max_message_bytes
+            )
+        except (BrokenProcessPool, RuntimeError) as error:
+            self._give_up(error)
+            return None
+
+    def _give_up(self, error: BaseException) -> None:
+        logger.warning("parse workers failed (%s); parsing in-process from here", error)
+        self._broken = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _result(
+        self, batch: list[RawMessage], future: Future[list[Parsed]] | None
+    ) -> dict[str, Parsed] | None:
+        if future is None:
+            return None
+        try:
+            results = future.result()
+        except (BrokenProcessPool, OSError, EOFError) as error:
+            self._give_up(error)
+            return None
+        self.batches_parsed_ahead += 1
+        return {message.location: item for message, item in zip(batch, results, strict=True)}
+
+    def pipeline(
+        self, batches: Iterable[list[RawMessage]]
+    ) -> Iterator[tuple[list[RawMessage], dict[str, Parsed] | None]]:
+        """Each batch in order, with its parsed messages by location (or None: in-process).
+
+        The first batch is parsed in-process while the second is fetched; workers start only
+        when there is a second batch."""
+        source = iter(batches)
+        first = next(source, None)
+        if first is None:
+            return
+        second = next(source, None)
+        if second is None or self.workers == 0:
+            yield first, None
+            for batch in chain([second] if second is not None else [], source):
+                yield batch, None
+            return
+        window: deque[tuple[list[RawMessage], Future[list[Parsed]] | None]] = deque()
+        window.append((second, self._submit(second)))
+        yield first, None
+        for batch in source:
+            window.append((batch, self._submit(batch)))
+            if len(window) > LOOKAHEAD:
+                ready, future = window.popleft()
+                yield ready, self._result(ready, future)
+        while window:
+            ready, future = window.popleft()
+            yield ready, self._result(ready, future)
