@@ -209,6 +209,8 @@ def _ingest_batch(
         tx.prefetch_suppressed(
             [item.parsed.from_address for item in items if item.parsed and item.parsed.from_address]
         )
+        if not guarded:
+            tx.defer_inserts()  # ledger and outbox rows in one INSERT each (no savepoints here)
         for item in items:
             ingest_one_safely(
                 tx, item.message, context, report, prepared=item, earlier=earlier, guarded=guarded
@@ -455,7 +457,7 @@ def _ingest_one(
     first = (
         earlier.get(identity) if earlier is not None else tx.first_with_identity(SOURCE, identity)
     )
-    if first is not None and first.id != replaces:
+    if first is not None and (replaces is None or first.id != replaces):
         entry.decision = LedgerDecision.DUPLICATE
         entry.reason = f"same mail as {first.location} ({identity})"
         entry.case_number = first.case_number

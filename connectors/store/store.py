@@ -102,6 +102,7 @@ class _HotStatements:
     put_blob: Any
     record: Any
     queue: Any
+    queue_many: Any
     suppressed: Any
     get_watermark: Any
     set_watermark: Any
@@ -124,6 +125,7 @@ def _hot_statements(dialect_name: str) -> _HotStatements:
         queue=dialect.insert(t.outbox)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(t.outbox.c.id),
+        queue_many=dialect.insert(t.outbox).on_conflict_do_nothing(index_elements=["key"]),
         suppressed=select(t.suppressed_addresses.c.address, t.suppressed_addresses.c.reason).where(
             t.suppressed_addresses.c.address.in_(bindparam("addresses", expanding=True))
         ),
@@ -169,7 +171,9 @@ class CaseStore:
     def transaction(self) -> Iterator[StoreTransaction]:
         """One unit of work: everything written through it commits together or not at all."""
         with self.engine.begin() as connection:
-            yield StoreTransaction(connection)
+            tx = StoreTransaction(connection)
+            yield tx
+            tx.flush()
 
     # Reads that need no transaction of the caller's.
     def get_case(self, number: str) -> Case:
@@ -217,6 +221,30 @@ class StoreTransaction:
         #: Suppressed-or-not answers for a batch's addresses (see `prefetch_suppressed`).
         self._suppressed: dict[str, str | None] | None = None
         self._listening = False
+        #: Ledger rows and outbox messages not yet written (see `defer_inserts`); None: off.
+        self._pending_ledger: list[dict[str, Any]] | None = None
+        self._pending_outbox: list[dict[str, Any]] = []
+
+    def defer_inserts(self) -> None:
+        """From now on ledger rows and outbox messages are written together, in one statement
+        per table, before the next statement that reads or changes that table and at commit.
+
+        Intake's batches use it: one INSERT of 200 rows instead of 200 INSERTs saves about
+        0.1 ms a row on SQLite. Their ids are not known until then: `record` and `queue` return
+        None. Not for a transaction that rolls back savepoints: a row deferred inside one would
+        outlive it.
+        """
+        if self._pending_ledger is None:
+            self._pending_ledger = []
+
+    def flush(self) -> None:
+        """Write what `defer_inserts` held back (the transaction does this before commit)."""
+        if self._pending_ledger:
+            rows, self._pending_ledger = self._pending_ledger, []
+            self.connection.execute(self._hot.record, rows)
+        if self._pending_outbox:
+            rows, self._pending_outbox = self._pending_outbox, []
+            self.connection.execute(self._hot.queue_many, rows)
 
     # Cases ----------------------------------------------------------------------------------
     def allocate_case_number(self, month: date) -> str:
@@ -373,14 +401,20 @@ class StoreTransaction:
         return bytes(content)
 
     # Ledger ---------------------------------------------------------------------------------
-    def record(self, entry: LedgerEntry) -> int:
-        """Write one ledger row; a second row for the same (source, location) is refused."""
+    def record(self, entry: LedgerEntry) -> int | None:
+        """Write one ledger row; a second row for the same (source, location) is refused.
+
+        Returns its id, or None while inserts are deferred (`defer_inserts`)."""
         values = entry.model_dump(exclude={"id"})
+        if self._pending_ledger is not None:
+            self._pending_ledger.append(values)
+            return None
         result = self.connection.execute(self._hot.record, values)
         assert result.inserted_primary_key is not None  # a single-row INSERT always has one
         return int(result.inserted_primary_key[0])
 
     def seen_locations(self, source: str, locations: Sequence[str]) -> set[str]:
+        self.flush()
         if not locations:
             return set()
         rows = self.connection.execute(
@@ -391,6 +425,7 @@ class StoreTransaction:
         return {row[0] for row in rows}
 
     def first_with_identity(self, source: str, identity: str) -> LedgerEntry | None:
+        self.flush()
         row = self.connection.execute(
             select(t.ledger)
             .where(t.ledger.c.source == source, t.ledger.c.identity == identity)
@@ -403,6 +438,7 @@ class StoreTransaction:
         self, source: str, identities: Sequence[str]
     ) -> dict[str, LedgerEntry]:
         """`first_with_identity` for many identities in one query: identity -> its first row."""
+        self.flush()
         wanted = sorted(set(identities))
         if not wanted:
             return {}
@@ -419,6 +455,7 @@ class StoreTransaction:
 
     def case_number_for_message_id(self, message_id: str) -> str | None:
         """The case an earlier incoming message (by its Message-ID) was filed under."""
+        self.flush()
         return self.connection.execute(
             select(t.ledger.c.case_number)
             .where(t.ledger.c.message_id == message_id, t.ledger.c.case_number.is_not(None))
@@ -433,6 +470,7 @@ class StoreTransaction:
         case_number: str | None = None,
         entry_id: int | None = None,
     ) -> list[LedgerEntry]:
+        self.flush()
         query = select(t.ledger).order_by(t.ledger.c.id)
         if decision is not None:
             query = query.where(t.ledger.c.decision == decision.value)
@@ -443,28 +481,35 @@ class StoreTransaction:
         return [LedgerEntry.model_validate(row._asdict()) for row in self.connection.execute(query)]
 
     def update_ledger(self, entry_id: int, **values: Any) -> None:
+        self.flush()
         self.connection.execute(update(t.ledger).where(t.ledger.c.id == entry_id).values(**values))
 
     # Outbox ---------------------------------------------------------------------------------
     def queue(self, message: OutboxMessage, *, now: datetime | None = None) -> int | None:
-        """Queue a message once: a second call with the same key changes nothing (None)."""
+        """Queue a message once: a second call with the same key changes nothing (None).
+
+        Returns the new row's id; None for a key queued before, and while inserts are deferred
+        (`defer_inserts`)."""
         at = now or _now()
-        result = self.connection.execute(
-            self._hot.queue,
-            {
-                **message.model_dump(),
-                "status": OutboxStatus.QUEUED.value,
-                "attempts": 0,
-                "next_attempt_at": at,
-                "created_at": at,
-            },
-        )
+        row = {
+            **message.model_dump(),
+            "status": OutboxStatus.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+        if self._pending_ledger is not None:
+            self._pending_outbox.append(row)
+            return None
+        self.flush()
+        result = self.connection.execute(self._hot.queue, row)
         new_id = result.scalar_one_or_none()
         return None if new_id is None else int(new_id)
 
     def outbox_items(
         self, *, status: OutboxStatus | None = None, item_id: int | None = None
     ) -> list[OutboxItem]:
+        self.flush()
         query = select(t.outbox).order_by(t.outbox.c.id)
         if status is not None:
             query = query.where(t.outbox.c.status == status.value)
@@ -473,6 +518,7 @@ class StoreTransaction:
         return [OutboxItem.model_validate(row._asdict()) for row in self.connection.execute(query)]
 
     def due_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        self.flush()
         query = (
             select(t.outbox)
             .where(
@@ -484,6 +530,7 @@ class StoreTransaction:
         return [OutboxItem.model_validate(row._asdict()) for row in self.connection.execute(query)]
 
     def update_outbox(self, item_id: int, **values: Any) -> None:
+        self.flush()
         self.connection.execute(update(t.outbox).where(t.outbox.c.id == item_id).values(**values))
 
     def claim_due_outbox(self, now: datetime, limit: int, *, until: datetime) -> list[OutboxItem]:
@@ -514,6 +561,7 @@ class StoreTransaction:
 
     def update_outbox_many(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Several rows changed alike (the same columns each) in one round trip."""
+        self.flush()
         if not changes:
             return
         columns = list(changes[0][1])
@@ -532,6 +580,7 @@ class StoreTransaction:
 
     def outbox_sent_since(self, since: datetime) -> list[tuple[list[str], datetime]]:
         """(recipients, sent_at) of every message sent since then: for per-recipient limits."""
+        self.flush()
         rows = self.connection.execute(
             select(t.outbox.c.recipients, t.outbox.c.sent_at).where(
                 t.outbox.c.status == OutboxStatus.SENT.value, t.outbox.c.sent_at >= since

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatus
+from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatus, StoreTransaction
 from mapping.case import CaseStatus, LogKind
 from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
 from mapping.outgoing_mail import OutboxMessage
@@ -179,6 +179,37 @@ def test_suppressed_addresses_are_case_insensitive(store: CaseStore) -> None:
         assert tx.suppressed(["gone@example.com", "ok@example.com"]) == {
             "gone@example.com": "550 no such user"
         }
+
+
+def test_deferred_inserts_are_written_at_the_next_read_of_their_table_and_at_commit(
+    store: CaseStore,
+) -> None:
+    def raw_count(tx: StoreTransaction, table: str) -> int:
+        return int(tx.connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+
+    with store.transaction() as tx:
+        tx.defer_inserts()
+        assert tx.record(ledger_entry("support/INBOX/1/1")) is None
+        assert tx.record(ledger_entry("support/INBOX/1/2")) is None
+        assert tx.queue(outbox_message("k1"), now=T0) is None
+        assert tx.queue(outbox_message("k1"), now=T0) is None  # same key: one row in the end
+        assert raw_count(tx, "ledger") == 0 and raw_count(tx, "outbox") == 0
+        assert tx.seen_locations("email", ["support/INBOX/1/2"]) == {"support/INBOX/1/2"}
+        assert raw_count(tx, "ledger") == 2 and raw_count(tx, "outbox") == 1
+        tx.record(ledger_entry("support/INBOX/1/3"))
+        tx.queue(outbox_message("k2"), now=T0)
+    entries = store.ledger_entries()
+    assert [entry.location[-1] for entry in entries] == ["1", "2", "3"]
+    assert [entry.id for entry in entries] == sorted(entry.id for entry in entries)
+    assert [item.key for item in store.outbox_items()] == ["k1", "k2"]
+
+
+def test_deferred_inserts_go_when_the_transaction_fails(store: CaseStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.defer_inserts()
+        tx.record(ledger_entry("support/INBOX/1/1"))
+        raise RuntimeError("bug")
+    assert store.ledger_entries() == []
 
 
 def test_prefetched_suppressions_answer_from_memory_and_follow_this_transactions_writes(
