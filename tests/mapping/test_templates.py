@@ -174,3 +174,48 @@ def test_text_is_tidy() -> None:
     )
     assert "\n\n\n" not in text
     assert not re.search(r"[ \t]+\n", text)
+
+
+def test_a_template_that_fails_or_has_no_subject_is_a_compose_error(tmp_path: Path) -> None:
+    root = tmp_path / "email"
+    shutil.copytree(EMAIL_TEMPLATES_DIR, root)
+    (root / "en" / "progress.txt.j2").write_text(
+        '{% extends lang ~ "/_to_user.txt.j2" %}{% block subject %}s{% endblock %}'
+        "{% block content %}{{ no_such_value }}{% endblock %}",
+        encoding="utf-8",
+    )
+    (root / "en" / "escalation.txt.j2").write_text("no subject block", encoding="utf-8")
+    templates = MailTemplates(root)
+    with pytest.raises(ComposeError, match=r"failed to render: 'no_such_value' is undefined"):
+        compose(
+            "progress",
+            full_case("en"),
+            recipients=["a@example.cn"],
+            identity=IDENTITY,
+            now=NOW,
+            templates=templates,
+        )
+    with pytest.raises(ComposeError, match=r"escalation\.txt\.j2 has no \{% block subject %\}"):
+        compose(
+            "escalation",
+            full_case("en"),
+            recipients=["a@example.cn"],
+            identity=IDENTITY,
+            now=NOW,
+            templates=templates,
+        )
+
+
+def test_rendering_twice_gives_the_same_mail() -> None:
+    """Templates, their imports and the language list are cached: nothing carries over."""
+    first = [
+        compose(kind, full_case(language), recipients=["a@b.cn"], identity=IDENTITY, now=NOW)
+        for language in LANGUAGES
+        for kind in CASE_KINDS
+    ]
+    again = [
+        compose(kind, case, recipients=["a@b.cn"], identity=IDENTITY, now=NOW)
+        for language in LANGUAGES
+        for kind, case in zip(CASE_KINDS, [full_case(language)] * len(CASE_KINDS), strict=True)
+    ]
+    assert [parts(mail)[1:] for mail in first] == [parts(mail)[1:] for mail in again]
