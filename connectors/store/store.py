@@ -224,6 +224,9 @@ class StoreTransaction:
         #: Ledger rows and outbox messages not yet written (see `defer_inserts`); None: off.
         self._pending_ledger: list[dict[str, Any]] | None = None
         self._pending_outbox: list[dict[str, Any]] = []
+        #: Case counters while inserts are deferred: month -> last number given, last written.
+        self._counters: dict[str, int] = {}
+        self._counters_written: dict[str, int] = {}
 
     def defer_inserts(self) -> None:
         """From now on ledger rows and outbox messages are written together, in one statement
@@ -231,14 +234,22 @@ class StoreTransaction:
 
         Intake's batches use it: one INSERT of 200 rows instead of 200 INSERTs saves about
         0.1 ms a row on SQLite. Their ids are not known until then: `record` and `queue` return
-        None. Not for a transaction that rolls back savepoints: a row deferred inside one would
-        outlive it.
+        None. Case numbers are counted in memory too (`allocate_case_number`). Not for a
+        transaction that rolls back savepoints: a row deferred inside one would outlive it.
         """
         if self._pending_ledger is None:
             self._pending_ledger = []
 
     def flush(self) -> None:
         """Write what `defer_inserts` held back (the transaction does this before commit)."""
+        for month, sequence in self._counters.items():
+            if sequence != self._counters_written.get(month):
+                self.connection.execute(
+                    update(t.case_counters)
+                    .where(t.case_counters.c.month == month)
+                    .values(last_sequence=sequence)
+                )
+                self._counters_written[month] = sequence
         if self._pending_ledger:
             rows, self._pending_ledger = self._pending_ledger, []
             self.connection.execute(self._hot.record, rows)
@@ -248,9 +259,23 @@ class StoreTransaction:
 
     # Cases ----------------------------------------------------------------------------------
     def allocate_case_number(self, month: date) -> str:
-        """The next `YYYYMM-NNN` of that month; gap-free because it rolls back with the case."""
+        """The next `YYYYMM-NNN` of that month; gap-free because it rolls back with the case.
+
+        While inserts are deferred, only a month's first number goes to the database (the
+        upsert that takes the counter's row lock, or on SQLite the write lock already held,
+        until commit, so no one else can number in between); the next ones are counted here
+        and the last is written at `flush`."""
         key = f"{month.year:04d}{month.month:02d}"
-        sequence = self.connection.execute(self._hot.next_case_number, {"month": key}).scalar_one()
+        counted = self._counters.get(key) if self._pending_ledger is not None else None
+        if counted is not None:
+            sequence = counted + 1
+        else:
+            sequence = self.connection.execute(
+                self._hot.next_case_number, {"month": key}
+            ).scalar_one()
+            self._counters_written[key] = sequence
+        if self._pending_ledger is not None:
+            self._counters[key] = sequence
         return format_case_number(month, sequence)
 
     def add_case(self, case: Case, *, month: date) -> Case:

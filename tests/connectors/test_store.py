@@ -204,6 +204,39 @@ def test_deferred_inserts_are_written_at_the_next_read_of_their_table_and_at_com
     assert [item.key for item in store.outbox_items()] == ["k1", "k2"]
 
 
+def test_deferred_case_numbers_are_counted_in_memory_and_stay_gap_free(store: CaseStore) -> None:
+    def add(tx: StoreTransaction) -> str:
+        case = make_case(number=None)
+        tx.add_case(case, month=MAY)
+        assert case.number is not None
+        return case.number
+
+    with store.transaction() as tx:
+        tx.defer_inserts()
+        statements: list[str] = []
+        event.listen(
+            tx.connection, "before_cursor_execute", lambda *args: statements.append(args[2])
+        )
+        numbers = [add(tx) for _ in range(3)]
+        counter_statements = [sql for sql in statements if "case_counters" in sql]
+        assert len(counter_statements) == 1  # the first number only; the others in memory
+    assert [number[-3:] for number in numbers] == ["001", "002", "003"]
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.defer_inserts()
+        add(tx)
+        add(tx)
+        raise RuntimeError("bug")
+    with store.transaction() as tx:
+        assert add(tx).endswith("-004")  # written at commit; the failed ones never were
+    with store.transaction() as tx:
+        tx.defer_inserts()
+        assert [add(tx)[-3:] for _ in range(2)] == ["005", "006"]
+        tx.flush()
+        assert add(tx).endswith("-007")
+    with store.transaction() as tx:
+        assert add(tx).endswith("-008")
+
+
 def test_deferred_inserts_go_when_the_transaction_fails(store: CaseStore) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.defer_inserts()
