@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +37,10 @@ class _Report:
     hits: set[str]
     sender: str
     domain: str
-    local: datetime
-    #: Where a rule's regex can first match in the subject and the body; None: nowhere.
+    #: The received time in the team's zone; None when no rule has `weekdays` or `hours`.
+    local: datetime | None
+    #: Where a rule's regex can first match in the subject and the body; None: nowhere (or no
+    #: rule has a regex).
     subject_from: int | None
     body_from: int | None
 
@@ -46,35 +48,41 @@ class _Report:
 #: The subject's hits when no rule reads them (see `_Report.subject_hits`).
 _UNREAD: frozenset[str] = frozenset()
 
-Check = Callable[[_Report], list[str] | None]  # evidence when it holds, None when it does not
+#: Evidence when the condition holds (what in the report made it hold), None when it does not.
+Evidence = tuple[str, ...]
+Check = Callable[[_Report], Evidence | None]
 
 
-def _quote(items: Sequence[str]) -> list[str]:
-    return [f"'{item}'" for item in items]
+def _quote(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(f"'{item}'" for item in items)
 
 
 def _any_keyword(keywords: list[str], *, subject_only: bool) -> Check:
-    quoted = list(zip(keywords, _quote(keywords), strict=True))
+    quoted = tuple(zip(keywords, _quote(keywords), strict=True))
 
-    def check(report: _Report) -> list[str] | None:
+    def check(report: _Report) -> Evidence | None:
         hits = report.subject_hits if subject_only else report.hits
-        return [quote for keyword, quote in quoted if keyword in hits] or None
+        found = [quote for keyword, quote in quoted if keyword in hits]
+        return tuple(found) if found else None
 
     return check
 
 
 def _all_keywords(keywords: list[str]) -> Check:
     quoted = _quote(keywords)
+    wanted = frozenset(keywords)
 
-    def check(report: _Report) -> list[str] | None:
-        return quoted if all(k in report.hits for k in keywords) else None
+    def check(report: _Report) -> Evidence | None:
+        return quoted if wanted <= report.hits else None
 
     return check
 
 
 def _no_keyword(keywords: list[str]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        return None if any(k in report.hits for k in keywords) else []
+    unwanted = frozenset(keywords)
+
+    def check(report: _Report) -> Evidence | None:
+        return () if unwanted.isdisjoint(report.hits) else None
 
     return check
 
@@ -83,7 +91,7 @@ def _regex(patterns: list[str], *, subject_only: bool) -> Check:
     # Regular expressions see the original text (not case-folded), ignoring case.
     compiled = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
 
-    def check(report: _Report) -> list[str] | None:
+    def check(report: _Report) -> Evidence | None:
         subject, body = report.facts.subject, report.facts.body
         texts = [(subject, report.subject_from)]
         if not subject_only:
@@ -95,7 +103,7 @@ def _regex(patterns: list[str], *, subject_only: bool) -> Check:
                 # the gate found none would find nothing.
                 match = None if start is None else pattern.search(text, start)
                 if match:
-                    return [f"/{pattern.pattern}/ ('{match.group(0)[:40]}')"]
+                    return (f"/{pattern.pattern}/ ('{match.group(0)[:40]}')",)
         return None
 
     return check
@@ -111,13 +119,13 @@ def _sender_values(values: list[str]) -> tuple[set[str], set[str]]:
 def _sender(values: list[str]) -> Check:
     addresses, domains = _sender_values(values)
 
-    def check(report: _Report) -> list[str] | None:
+    def check(report: _Report) -> Evidence | None:
         if report.sender in addresses:
-            return [f"sender '{report.sender}'"]
+            return (f"sender '{report.sender}'",)
         domain = report.domain
         for wanted in domains:
             if domain == wanted or domain.endswith("." + wanted):
-                return [f"sender domain '@{wanted}'"]
+                return (f"sender domain '@{wanted}'",)
         return None
 
     return check
@@ -126,36 +134,40 @@ def _sender(values: list[str]) -> Check:
 def _one_of(label: str, values: list[str], read: Callable[[ReportFacts], list[str]]) -> Check:
     wanted = {value.casefold() for value in values}
 
-    def check(report: _Report) -> list[str] | None:
+    def check(report: _Report) -> Evidence | None:
         found = [value for value in read(report.facts) if value.casefold() in wanted]
-        return [f"{label} '{found[0]}'"] if found else None
+        return (f"{label} '{found[0]}'",) if found else None
 
     return check
 
 
 def _attachments(patterns: list[str]) -> Check:
-    def check(report: _Report) -> list[str] | None:
+    def check(report: _Report) -> Evidence | None:
         for kind in report.facts.attachment_types:
             if any(fnmatch.fnmatchcase(kind, pattern) for pattern in patterns):
-                return [f"attachment '{kind}'"]
+                return (f"attachment '{kind}'",)
         return None
 
     return check
 
 
 def _weekday(indexes: set[int]) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        day = report.local.weekday()
-        return [f"weekday {report.local.strftime('%a').lower()}"] if day in indexes else None
+    def check(report: _Report) -> Evidence | None:
+        local = report.local
+        assert local is not None  # prepared when any rule has weekdays
+        day = local.weekday()
+        return (f"weekday {local.strftime('%a').lower()}",) if day in indexes else None
 
     return check
 
 
 def _hours(rule: Rule) -> Check:
-    def check(report: _Report) -> list[str] | None:
-        hour = report.local.hour
+    def check(report: _Report) -> Evidence | None:
+        local = report.local
+        assert local is not None  # prepared when any rule has hours
+        hour = local.hour
         held = any(hour_range.contains(hour) for hour_range in rule.when.hours)
-        return [f"hour {hour:02d}"] if held else None
+        return (f"hour {hour:02d}",) if held else None
 
     return check
 
@@ -209,7 +221,12 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
         (bool(when.regex), lambda: _regex(when.regex, subject_only=False)),
         (bool(when.subject_regex), lambda: _regex(when.subject_regex, subject_only=True)),
     ]
-    return tuple(make() for present, make in table if present)
+    return tuple(make() for present, make in table if present) or (_holds,)
+
+
+def _holds(report: _Report) -> Evidence:
+    """The check of a rule without conditions: it matches every report."""
+    return ()
 
 
 # Triggers -----------------------------------------------------------------------------------
@@ -272,10 +289,10 @@ class Conditions:
     def __init__(self, rules: Sequence[Rule], zone: ZoneInfo) -> None:
         self.zone = zone
         self._checks = [_checks(rule) for rule in rules]
-        self._by_keyword: dict[str, list[int]] = {}
-        self._by_sender: dict[str, list[int]] = {}
-        self._by_regex: list[int] = []  # rules only a regex can trigger: when the gate matched
-        self._always: list[int] = []
+        self._by_keyword: dict[str, tuple[int, ...]] = {}
+        self._by_sender: dict[str, tuple[int, ...]] = {}
+        by_regex: list[int] = []  # rules only a regex can trigger: when the gate matched
+        always: list[int] = []
         keywords: list[str] = []
         for position, rule in enumerate(rules):
             when = rule.when
@@ -286,21 +303,28 @@ class Conditions:
             elif trigger := _sender_trigger(rule):
                 table = self._by_sender
             elif when.regex or when.subject_regex:
-                self._by_regex.append(position)
+                by_regex.append(position)
                 continue
             else:
-                self._always.append(position)
+                always.append(position)
                 continue
             for key in set(trigger):
-                table.setdefault(key, []).append(position)
+                table[key] = (*table.get(key, ()), position)
+        self._by_regex = tuple(by_regex)
+        self._always = tuple(always)
         self._index = KeywordIndex.build(keywords)
         self._subject_keywords = any(rule.when.subject_keywords for rule in rules)
-        self._gate = _gate(
-            [p for rule in rules for p in [*rule.when.regex, *rule.when.subject_regex]]
-        )
+        patterns = [p for rule in rules for p in [*rule.when.regex, *rule.when.subject_regex]]
+        #: Whether any rule has a regex; without one, no report needs the gate's pass.
+        self._regexes = bool(patterns)
+        self._gate = _gate(patterns)
+        #: Whether any rule looks at the received time in the team's zone.
+        self._local = any(rule.when.weekdays or rule.when.hours for rule in rules)
 
     def _prepare(self, facts: ReportFacts) -> _Report:
-        subject, body = normalize(facts.subject), normalize(facts.body)
+        # What `normalize` does, in line: this runs for every report.
+        subject = " ".join(facts.subject.casefold().split())
+        body = " ".join(facts.body.casefold().split())
         subject_hits: AbstractSet[str]
         if self._subject_keywords:
             subject_hits, hits = self._index.find_in(subject, body)
@@ -310,18 +334,23 @@ class Conditions:
             hits = self._index.find(f"{subject}\n{body}" if body else subject)
             subject_hits = _UNREAD
         sender = (facts.sender or "").casefold()
+        subject_from = body_from = None
+        if self._regexes:
+            gate = self._gate
+            subject_from = _first_possible(gate, facts.subject)
+            body_from = _first_possible(gate, facts.body)
         return _Report(
             facts=facts,
             subject_hits=subject_hits,
             hits=hits,
             sender=sender,
             domain=sender.rpartition("@")[2],
-            local=facts.received_at.astimezone(self.zone),
-            subject_from=_first_possible(self._gate, facts.subject),
-            body_from=_first_possible(self._gate, facts.body),
+            local=facts.received_at.astimezone(self.zone) if self._local else None,
+            subject_from=subject_from,
+            body_from=body_from,
         )
 
-    def matching(self, facts: ReportFacts) -> Iterator[tuple[int, list[str]]]:
+    def matching(self, facts: ReportFacts) -> list[tuple[int, Evidence]]:
         """(position, evidence) of every rule whose conditions hold, in the rules' order."""
         report = self._prepare(facts)
         # Runs for every report: local names, and each rule's checks in line.
@@ -340,13 +369,17 @@ class Conditions:
         if report.subject_from is not None or report.body_from is not None:
             candidates.update(self._by_regex)
         all_checks = self._checks
+        found: list[tuple[int, Evidence]] = []
         for position in sorted(candidates):
-            # A new list: checks may return the same (precomputed) list for every report.
-            found: list[str] = []
-            for check in all_checks[position]:
-                result = check(report)
-                if result is None:
+            checks = all_checks[position]
+            evidence = checks[0](report)
+            if evidence is None:
+                continue
+            for check in checks[1:]:
+                more = check(report)
+                if more is None:
                     break
-                found.extend(result)
+                evidence += more
             else:
-                yield position, found
+                found.append((position, evidence))
+        return found

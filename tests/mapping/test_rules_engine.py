@@ -495,3 +495,28 @@ def test_facts_and_routing_of_an_email_report(with_attachment: bool) -> None:
     assert routing.owner == "a@example.com"
     with pytest.raises(ValidationError):
         routing.owner = "b@example.com"  # still frozen
+
+
+def test_what_a_rule_contributes_is_kept_without_changing_any_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `decide` keeps each (rule, evidence) it has seen with its texts; the same reports give
+    # the same outcomes whether they are kept, made again, or the store of them starts over.
+    reports = [
+        facts("生产环境宕机", "核心业务全部中断"),
+        facts("登录提示验证码失效", "重试3次仍无法进入", sender="li@example.com"),
+        facts("URGENT: login error", "Login fails with error 'captcha expired'."),
+        facts(
+            "生产环境宕机",
+            "核心业务全部中断",
+            manual=ManualTriage(priority="P1", problem_type="how_to"),
+        ),
+        facts("你好", "麻烦看一下附件"),
+    ]
+    fresh = [RuleEngine(load_rules(), ZONE).evaluate(report) for report in reports]
+    kept = RuleEngine(load_rules(), ZONE)
+    assert [kept.evaluate(report) for report in reports * 2] == fresh * 2
+    monkeypatch.setattr("mapping.rules.engine._HITS_KEPT", 2)
+    small = RuleEngine(load_rules(), ZONE)
+    assert [small.evaluate(report) for report in reports * 2] == fresh * 2
+    assert len(small._hits) <= 2
