@@ -10,12 +10,18 @@ here first, from a table of patterns, and the rest goes through the library.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from mailparser_reply import EmailMessage
-from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.constants import MAIL_LANGUAGES, SINGLE_SPACE_VARIATIONS
 
 __all__ = ["CHINESE_QUOTE_HEADERS", "OTHER_QUOTE_HEADERS", "visible_reply"]
+
+logger = logging.getLogger(__name__)
 
 #: Where quoted history starts in mail from Chinese clients; the earliest match wins.
 CHINESE_QUOTE_HEADERS: dict[str, re.Pattern[str]] = {
@@ -101,9 +107,13 @@ _SIGNATURE_RULE = re.compile(r"^-- ?$", re.MULTILINE)
 #: "- item" or "-item" list line is not one.
 _DASH_SIGNOFF = re.compile(r"^-[A-Z][^\s-][^\n]{0,30}$(?=\s*(?:\Z|^[ \t]*[-_=]{3,}[ \t]*$))", re.M)
 #: A rule line followed only by a few unquoted lines naming a list: a mailing list's footer.
+#: Each of the (one to five) lines ends at a line break or at the end: written `[^>\n][^\n]*\n?`
+#: (what it was) a line could also be cut into several pieces, which matches the same texts but
+#: backtracks through every way to cut long lines when more than five follow (minutes on a
+#: newsletter's footer).
 _FOOTER_RULE = re.compile(
     r"^[ \t]*[-_=]{10,}[ \t]*\n(?=(?:[^\n]*\n)*?[^\n]*(?:mailing list|listinfo|unsubscribe|退订))"
-    r"(?:[^>\n][^\n]*\n?){1,5}\Z",
+    r"(?:[^>\n][^\n]*(?:\n|\Z)){1,5}\Z",
     re.MULTILINE | re.IGNORECASE,
 )
 #: Bodies longer than this are cut before the reply patterns run (they are regex-heavy).
@@ -118,11 +128,240 @@ _LANGUAGES = [name for name in MAIL_LANGUAGES if name != "david"]
 # keep_hyphen_lists: by default the library takes any line starting "- word" for a "-Name"
 # signature and drops everything after it, which loses every bulleted list of steps.
 _PROTOTYPE = EmailMessage(text="", languages=list(_LANGUAGES), keep_hyphen_lists=True)
-_PATTERNS = {
+#: The library's own compiled patterns, as it builds them.
+LIBRARY_PATTERNS: dict[str, re.Pattern[str]] = {
     "_header_regex": _PROTOTYPE.HEADER_REGEX,
     "_signature_regex": _PROTOTYPE.SIGNATURE_REGEX,
     "_disclaimers_regex": _PROTOTYPE.DISCLAIMERS_REGEX,
 }
+
+# The library's patterns, tried only where they can match -------------------------------------
+# `EmailMessage.read()` runs HEADER_REGEX.findall over the whole text: one IGNORECASE
+# alternation of 27 patterns tried at every character, about 1.5 us a character (0.56 ms for
+# the benchmark's bodies, which have no quote header at all), then SIGNATURE_REGEX.search and
+# DISCLAIMERS_REGEX.findall over each piece between headers. The objects handed to the library
+# below answer the same `findall` / `search` calls with the same results:
+#
+# - `_AtStarts` runs the library's own compiled pattern with `pattern.match(text, position)` at
+#   the positions a cheap line pattern finds, instead of at every character. That is exact as
+#   long as those positions include every position where the pattern can match, in increasing
+#   order: `search` returns the match at the leftmost position where one exists, and `findall`
+#   is the leftmost match at or after the end of the previous one, again and again. `match` at
+#   a position sees the whole text (`^`, `\A` and lookbehinds look before the position; no
+#   `endpos` is given), so a match found there is the one `search` would find there.
+# - The disclaimers pattern is only run when two substrings every one of its matches contains
+#   are in the text.
+#
+# Which positions can start a match is read off the pattern sources of mail-parser-reply 1.36
+# (constants.py, parser.py), quoted beside each table below; tests check the tables against the
+# installed library's sources and compare the results with the plain patterns. The fingerprints
+# pin those sources: with any other version of the library the plain patterns run.
+
+#: sha256 of the three patterns' sources (mail-parser-reply 1.36, our languages, hyphen lists kept).
+_FINGERPRINTS = {
+    "_header_regex": "486eea5c58a3ddbc7c36b717d995b43c8f9ab9e85e283c17937bb45c9da3fad3",
+    "_signature_regex": "4dacd098be446d1e426cf87223d21542c05f2157052353365ac63de2e9628121",
+    "_disclaimers_regex": "c3e731a4dd1c6f8d9b4beb78781c074ed080f33535c5e9b8e0aca736d6881ac3",
+}
+_CHECKED = {
+    key: hashlib.sha256(pattern.pattern.encode("utf-8")).hexdigest()
+    for key, pattern in LIBRARY_PATTERNS.items()
+} == _FINGERPRINTS and all(
+    pattern.flags == re.MULTILINE | re.IGNORECASE | re.UNICODE
+    for pattern in LIBRARY_PATTERNS.values()
+)
+if not _CHECKED:
+    logger.warning("mail-parser-reply's patterns are not the ones checked: plain patterns run")
+_NEVER = re.compile(r"(?!)")
+
+#: HEADER_REGEX, part 1: per language, `^(?!...)((?:> ?)*` and then these words start its "wrote"
+#: line, verbatim from `wrote_header` (a digit: the date of the ja/ko/zh forms).
+WROTE_WORDS: dict[str, str] = {
+    "en": r"On\s",
+    "de": r"Am\s",
+    "cs": r"Dne\s",
+    "da": r"(?:Den|[Mm]an|[Tt]ir|[Oo]ns|[Tt]or|[Ff]re|[Ll]ør|[Ss]øn|[0-9])",
+    "es": r"El\s",
+    "fr": r"Le\s",
+    "it": r"Il\s",
+    "ja": r"\d",
+    "ko": r"\d",
+    "nl": r"Op\s",
+    "pl": r"Dnia\s",
+    "sv": r"(?:Den|[Mm]ån|[Tt]is|[Oo]ns|[Tt]or|[Ff]re|[Ll]ör|[Ss]ön|"
+    r"(?:[0-9]+\s+(?:jan|feb|mar|apr|maj|jun|jul|aug|sep|okt|nov|dec)))",
+    "zh": r"\d",
+}
+#: HEADER_REGEX, part 2: per language, a "From:/Sent:" block starts
+#: `(?:^|\n|\n(?:> ?)*)[* ]*(?:NAMES):`, verbatim from `from_header`.
+HEADER_NAMES: dict[str, str] = {
+    "en": "From|Sent|To|Subject|Date|Cc|Organization",
+    "de": "Von|Gesendet|An|Betreff|Datum|Cc|Organisation",
+    "cs": "Od|Odesláno|Komu|Předmět|Datum|Kopie",
+    "da": "[Ff]ra|[Ss]endt|[Tt]il|[Ee]mne|[Dd]ato|[Cc]c|[Kk]opi|[Vv]edhæftet",
+    "es": "De|Enviado|Para|Asunto|Fecha|CC|Organización",
+    "fr": r"De |Envoy\u00e9 |\u00C0 |Objet |  |Cc ",
+    "it": "Da|Inviato|A|Oggetto|Data|Cc",
+    "ja": "From|Sent|To|Subject|Date|Cc",
+    "ko": r"보낸\s?사람|보낸\s?날짜|받는\s?사람|제목|참조",
+    "nl": "Van|Verzonden|Aan|Onderwerp|Datum|Cc",
+    "pl": "Od|Wysłano|Do|Temat|Data|DW",
+    "sv": "Från|Skickat|Till|Ämne|Datum|Kopia",
+    "zh": "发件人|发送时间|收件人|主题|抄送|组织",
+}
+# Part 3, the generic separator, is `^-{5,} ?Original Message ?-{5,}$`. The Danish block may
+# start with `(?:(?:^|\n|\n(?:> ?)*)?-----Oprindelig meddelelse-----\n)?`: with its anchor that
+# is a line starting with dashes; without it (the anchor is optional) the text can start a
+# match at any position: `_DANISH_RULE`.
+#
+# So every match of HEADER_REGEX starts at the start of a line `_HEADER_LINE` matches, or at the
+# line break just before one (`\n` and `\n(?:> ?)*` before the names; `[> *]*` covers both
+# `(?:> ?)*` and `[* ]*`), or where `_DANISH_RULE` matches. Same flags as the library's pattern,
+# so the words compare case-insensitively exactly as there. The line patterns only look ahead:
+# each match is empty, so `finditer` tries every line start.
+_HEADER_LINE = re.compile(
+    r"^(?=[> *]*(?:"
+    + "|".join(WROTE_WORDS.values())
+    + "|-----|(?:"
+    + "|".join(HEADER_NAMES.values())
+    + "):))",
+    re.MULTILINE | re.IGNORECASE,
+)
+_DANISH_RULE = re.compile(r"-----Oprindelig meddelelse-----\n", re.MULTILINE | re.IGNORECASE)
+
+
+def _header_starts(text: str) -> list[int]:
+    starts: set[int] = set()
+    for line in _HEADER_LINE.finditer(text):
+        start = line.start()
+        starts.add(start)
+        if start:
+            starts.add(start - 1)  # the "\n" before it
+    if "-----" in text:
+        starts.update(match.start() for match in _DANISH_RULE.finditer(text))
+    return sorted(starts)
+
+
+def library_alternation(key: str) -> str:
+    """One of the library's per-language lists ("sent_from", "signatures", "disclaimers") joined
+    over our languages, exactly as its pattern properties join them."""
+    parts = [
+        _PROTOTYPE._get_language_regex(language=name, regex_key=key)
+        for name in _PROTOTYPE.languages
+    ]
+    return "|".join(part for part in parts if part)
+
+
+#: Lines where SIGNATURE_REGEX can match. The pattern (parser.py, keep_hyphen_lists) is
+#: `((A|B|C|D)(.|\s)*)` with A `\s*^(?:> ?)*(?:[-_]{2}\n).*`, B `(\n{2,} ?[_-]{32,})`,
+#: C `\s*^(?:> ?)*(?:SENT_FROM) ?(...)$` and D `(?<!\A)^(?:> ?)*(?:SIGNATURES)`: each needs a
+#: line that starts as this pattern says (C and D with the same alternations).
+_SIGNATURE_LINE = (
+    re.compile(
+        r"^(?=(?:> ?)*(?:[-_]{2}\n|"
+        + library_alternation("sent_from")
+        + "|"
+        + library_alternation("signatures")
+        + r")| ?[_-]{32})",
+        re.MULTILINE | re.IGNORECASE,
+    )
+    if _CHECKED
+    else _NEVER
+)
+
+
+def _signature_starts(text: str) -> Iterator[int]:
+    r"""A, B and C start anywhere in the whitespace before their line (`\s*^`, `\n{2,}`), D at
+    the line; a position before that whitespace cannot reach the line (what `\s` matches is
+    what str.isspace says)."""
+    done = -1
+    for line in _SIGNATURE_LINE.finditer(text):
+        start = line.start()
+        first = start
+        while first > 0 and text[first - 1].isspace():
+            first -= 1
+        yield from range(max(first, done + 1), start + 1)
+        done = start
+
+
+class _AtStarts:
+    """`pattern.findall` / `.search` trying `pattern.match` only at the positions `starts` gives
+    (in increasing order; it must include every position where `pattern` can match)."""
+
+    def __init__(self, pattern: re.Pattern[str], starts: Callable[[str], Iterable[int]]) -> None:
+        self.pattern = pattern
+        self.starts = starts
+
+    def search(self, text: str) -> re.Match[str] | None:
+        for start in self.starts(text):
+            match = self.pattern.match(text, start)
+            if match is not None:
+                return match
+        return None
+
+    def findall(self, text: str) -> list[Any]:
+        found: list[Any] = []
+        end = 0
+        groups = self.pattern.groups
+        for start in self.starts(text):
+            if start < end:
+                continue
+            match = self.pattern.match(text, start)
+            if match is None:
+                continue
+            if match.end() == start:
+                # An empty match: findall's own rules for what follows one; let it decide.
+                return self.pattern.findall(text)
+            if groups > 1:
+                found.append(match.groups(""))
+            else:
+                found.append(match.group(groups) or "")
+            end = match.end()
+        return found
+
+
+class _WhenPresent:
+    """`pattern.findall`, run only when every one of `needed` finds something in the text."""
+
+    def __init__(self, pattern: re.Pattern[str], needed: tuple[re.Pattern[str], ...]) -> None:
+        self.pattern = pattern
+        self.needed = needed
+
+    def findall(self, text: str) -> list[Any]:
+        if any(need.search(text) is None for need in self.needed):
+            return []
+        return self.pattern.findall(text)
+
+
+#: The disclaimers alternation inside DISCLAIMERS_REGEX, built as the library builds it. That
+#: pattern is `SENTENCE_START(?:DISCLAIMERS)(?:...(?:mail)...){1,2}`: each of its matches
+#: contains a match of the alternation and the letters "mail" (same flags, so the same letters
+#: compare equal).
+_DISCLAIMER_WORDS = (
+    re.compile(
+        "(?:" + library_alternation("disclaimers").replace(" ", SINGLE_SPACE_VARIATIONS) + ")",
+        re.MULTILINE | re.IGNORECASE,
+    )
+    if _CHECKED
+    else _NEVER
+)
+_MAIL = re.compile("mail", re.MULTILINE | re.IGNORECASE)
+
+
+def _fast_patterns() -> dict[str, Any]:
+    if not _CHECKED:
+        return dict(LIBRARY_PATTERNS)
+    return {
+        "_header_regex": _AtStarts(LIBRARY_PATTERNS["_header_regex"], _header_starts),
+        "_signature_regex": _AtStarts(LIBRARY_PATTERNS["_signature_regex"], _signature_starts),
+        "_disclaimers_regex": _WhenPresent(
+            LIBRARY_PATTERNS["_disclaimers_regex"], (_MAIL, _DISCLAIMER_WORDS)
+        ),
+    }
+
+
+#: What the library is handed: the patterns above, or its own when they were not checked.
+_PATTERNS: dict[str, Any] = _fast_patterns()
 
 
 def _cut_quote(text: str) -> str:
