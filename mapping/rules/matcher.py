@@ -16,10 +16,16 @@ two indexes:
 * Every other keyword (CJK, punctuation first) is in one regular expression shaped like a trie
   (`订(?:单(?:失败|超时)|...)`): the regex engine, in C, skips positions where none can start and
   follows only the branches that fit. At each position it finds the *longest* keyword starting
-  there; the shorter ones that start there too are its prefixes, known when the rules load.
-  Searching again from the next position after every hit finds overlapping keywords (`订单失败`
-  and `单失`). (Latin keywords stay out of it: nearly every letter of a Latin report would start
-  a branch, which made such reports three times as slow.)
+  there, and `findall` goes on after its end, so one call gives every keyword that does not
+  start inside an earlier one. Those that do are known when the rules load: the keywords that
+  occur *within* a keyword (`订单` and `单失` in `订单失败`; what is next to them is part of it)
+  are found with it. Only a keyword that can *spill*, one whose end can be the start of
+  another, longer one (`订单失败` and `失败很慢`), needs more: where it occurs, the longest
+  keyword is matched at each place inside it where a longer one can start (for `订单失败`, at
+  `失败`), which finds the overlapping `失败很慢`. (A search loop that went on from the next
+  position after every keyword found took twice as long: a Python call per keyword.) Latin
+  keywords stay out of the trie: nearly every letter of a Latin report would start a branch,
+  which made such reports three times as slow.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 
 __all__ = ["KeywordIndex", "normalize"]
 
@@ -90,9 +96,37 @@ def _pattern(root: _Trie) -> str:
     return "|".join(alternatives)
 
 
-def _prefix_holds(prefix: str, keyword: str) -> bool:
-    """Whether `prefix` occurs wherever `keyword` does: its right end needs no guard there."""
-    return not (_is_word_char(prefix[-1]) and _is_word_char(keyword[len(prefix)]))
+def _occurs_within(inner: str, outer: str, start: int) -> bool:
+    """Whether `inner`, at `start` in `outer`, occurs wherever `outer` does.
+
+    Its left end needs no guard (no keyword of the trie starts with a word character); its
+    right end needs one only when it is a word character followed, inside `outer`, by another
+    (at `outer`'s end, `outer`'s own guard holds for it).
+    """
+    end = start + len(inner)
+    return end == len(outer) or not (_is_word_char(inner[-1]) and _is_word_char(outer[end]))
+
+
+def _within(keyword: str, known: set[str]) -> tuple[str, ...]:
+    """The other keywords of `known` that occur wherever `keyword` does, inside it."""
+    return tuple(
+        sorted(
+            {
+                keyword[start:end]
+                for start in range(len(keyword))
+                for end in range(start + 1, len(keyword) + 1)
+                if (end - start) < len(keyword)
+                and keyword[start:end] in known
+                and _occurs_within(keyword[start:end], keyword, start)
+            }
+        )
+    )
+
+
+def _spills(keyword: str, starts: set[str]) -> tuple[int, ...]:
+    """Where a longer keyword can start inside `keyword` and end after it: the places from
+    which its end is in `starts`, the beginnings of keywords that are not whole keywords."""
+    return tuple(start for start in range(1, len(keyword)) if keyword[start:] in starts)
 
 
 def _anchors(keyword: str) -> list[Anchor]:
@@ -134,8 +168,11 @@ class KeywordIndex:
     anchored: dict[Anchor, tuple[_Anchored, ...]]
     #: The trie of all other keywords (None when there are none).
     pattern: re.Pattern[str] | None
-    #: For each keyword in the trie, the shorter ones that occur wherever it occurs (prefixes).
-    also: dict[str, tuple[str, ...]]
+    #: For each keyword in the trie that has any, the others that occur inside it.
+    within: dict[str, tuple[str, ...]]
+    #: The keywords in the trie that can spill (see the module docstring), each with the
+    #: places inside it where a longer keyword can start.
+    spilling: dict[str, tuple[int, ...]]
 
     @classmethod
     def build(cls, keywords: Iterable[str]) -> KeywordIndex:
@@ -151,16 +188,15 @@ class KeywordIndex:
             anchor = min(candidates, key=lambda a: shared[a])
             anchored.setdefault(anchor, []).append(_Anchored(keyword, _guarded(keyword)))
         known = set(others)
-        also = {
-            keyword: tuple(
-                prefix
-                for prefix in (keyword[:end] for end in range(1, len(keyword)))
-                if prefix in known and _prefix_holds(prefix, keyword)
-            )
-            for keyword in others
-        }
-        pattern = re.compile(_pattern(_trie(others))) if others else None
-        return cls(words, {a: tuple(entries) for a, entries in anchored.items()}, pattern, also)
+        within = {keyword: _within(keyword, known) for keyword in others}
+        starts = {keyword[:end] for keyword in others for end in range(1, len(keyword))}
+        return cls(
+            words,
+            {a: tuple(entries) for a, entries in anchored.items()},
+            re.compile(_pattern(_trie(others))) if others else None,
+            {keyword: inside for keyword, inside in within.items() if inside},
+            {keyword: spills for keyword in others if (spills := _spills(keyword, starts))},
+        )
 
     def find(self, text: str) -> set[str]:
         """The keywords that occur in `text`: `normalize`d, or normalized texts joined by line
@@ -171,57 +207,75 @@ class KeywordIndex:
         """
         found = self._by_words(text)
         if self.pattern is not None:
-            search, also = self.pattern.search, self.also
-            match = search(text)
-            while match is not None:
-                keyword = match.group()
-                if keyword not in found:
-                    found.add(keyword)
-                    found.update(also[keyword])
-                # From the next character, not the match's end: keywords may overlap.
-                match = search(text, match.start() + 1)
+            found |= self._by_trie(text)
         return found
 
     def find_in(self, subject: str, body: str) -> tuple[set[str], set[str]]:
         """The keywords in the subject, and those in the subject or the body (both normalized)."""
         in_subject = self._by_words(subject)
-        found = in_subject | self._by_words(body) if body else set(in_subject)
+        in_body = self._by_words(body) if body else set()
         if self.pattern is not None:
-            self._by_trie(subject, body, in_subject, found)
-        return in_subject, found
+            in_subject |= self._by_trie(subject)
+            if body:
+                in_body |= self._by_trie(body)
+        return in_subject, in_subject | in_body
 
     def _by_words(self, text: str) -> set[str]:
         if not (self.words or self.anchored):
             return set()
         words = WORD.findall(text)
-        present = set(words)
-        found = set(self.words & present)
-        if self.anchored:
-            occurring: set[Anchor] = {*present, *pairwise(words)}
-            for anchor in self.anchored.keys() & occurring:
-                for entry in self.anchored[anchor]:
+        if not words:
+            return set()
+        found = set(self.words.intersection(words))
+        anchored = self.anchored
+        if anchored:
+            # The anchors that occur: a word, or two consecutive words (dict lookups, no set
+            # of the report's words and pairs is built).
+            for anchor in anchored.keys() & chain(words, pairwise(words)):
+                for entry in anchored[anchor]:
                     # The plain substring test is much cheaper and rules out nearly every one.
                     if entry.keyword in text and entry.pattern.search(text):
                         found.add(entry.keyword)
         return found
 
-    def _by_trie(self, subject: str, body: str, in_subject: set[str], found: set[str]) -> None:
-        """Adds the trie's keywords to both sets, searching subject and body in one go.
+    def _by_trie(self, text: str) -> set[str]:
+        """The trie's keywords in `text` (see the module docstring)."""
+        assert self.pattern is not None
+        found = set(self.pattern.findall(text))
+        if not found:
+            return found
+        within = self.within
+        for keyword in within.keys() & found:
+            found.update(within[keyword])
+        if not self.spilling.keys().isdisjoint(found):
+            self._spilled(text, found)
+        return found
 
-        They are joined by a line break, which no normalized keyword contains and which, like
-        the ends of a text, is no word character.
+    def _spilled(self, text: str, found: set[str]) -> None:
+        """Adds to `found` the keywords that start inside one that can spill and end after it.
+
+        At every occurrence of every such keyword found, the longest keyword is matched at
+        each place inside it where a longer one can start (its `spilling` offsets), as if the
+        search had gone back there; what that finds may spill in turn. Keywords that end
+        inside one are already known (`within`).
         """
         assert self.pattern is not None
-        text = f"{subject}\n{body}" if body else subject
-        search, also, subject_end = self.pattern.search, self.also, len(subject)
-        match = search(text)
-        while match is not None:
-            keyword, start = match.group(), match.start()
-            if keyword not in found:
-                found.add(keyword)
-                found.update(also[keyword])
-            if start < subject_end and keyword not in in_subject:
-                in_subject.add(keyword)
-                in_subject.update(also[keyword])
-            # From the next character, not the match's end: keywords may overlap.
-            match = search(text, start + 1)
+        match_at, within, spilling = self.pattern.match, self.within, self.spilling
+        pending = list(spilling.keys() & found)
+        done: set[str] = set()
+        while pending:
+            keyword = pending.pop()
+            if keyword in done:
+                continue
+            done.add(keyword)
+            offsets = spilling[keyword]
+            start = text.find(keyword)
+            while start >= 0:
+                for offset in offsets:
+                    match = match_at(text, start + offset)
+                    if match is not None and (other := match.group()) not in found:
+                        inside = within.get(other, ())
+                        found.add(other)
+                        found.update(inside)
+                        pending += spilling.keys() & {other, *inside}
+                start = text.find(keyword, start + 1)

@@ -93,6 +93,24 @@ def test_overlapping_keywords_and_phrases(text: str, expected: set[str]) -> None
     assert KeywordIndex.build(keywords).find(normalize(text)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 知识库 ends where 库存失败 starts, which ends where 失败很慢 starts: found one pass.
+        ("知识库存失败很慢", {"知识库", "库存失败", "失败", "失败很慢", "很慢"}),
+        ("知识库存失败", {"知识库", "库存失败", "失败"}),
+        ("知识库 库存失败", {"知识库", "库存失败", "失败"}),
+        ("知识库存", {"知识库"}),
+        # A keyword inside another, with a Latin end: only where no letter follows it.
+        ("登录crm系统", {"登录crm", "录crm系"}),
+        ("登录crmx", set()),
+    ],
+)
+def test_keywords_that_start_inside_others(text: str, expected: set[str]) -> None:
+    keywords = ["知识库", "库存失败", "失败", "失败很慢", "很慢", "登录crm", "录crm系", "录cr"]
+    assert KeywordIndex.build(keywords).find(normalize(text)) == expected
+
+
 def test_subject_and_body_are_searched_apart() -> None:
     index = KeywordIndex.build(["订单失败", "订单", "login error"])
     # Searched in one go, but a keyword never spans the end of the subject and the body.
