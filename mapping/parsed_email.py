@@ -274,12 +274,105 @@ def _body_charset(message: Message) -> str | None:
     return None
 
 
+# Long base64 bodies, past the line-by-line parser ---------------------------------------------
+# The standard library's feed parser reads a message line by line in Python (a readline, a
+# boundary check per line) and then searches each part's whole payload for its last line break
+# with an unanchored regex: a 100 KB base64 attachment (1,800 lines) cost 1.6 ms of the 1.7 ms
+# its message took to parse. So long runs of base64 lines are each replaced by one token line
+# before the parser runs, and put back into the parts' payloads after it.
+#
+# Why the result is the same tree: a line made only of base64 characters (A-Z a-z 0-9 + / =) is
+# plain content in every state of the parser (email/feedparser.py): it is no boundary (those
+# start with "--"), no blank line (which ends a header block or a delivery-status block), no
+# header or continuation (those have a ":" or start with a space or tab, or are "From "). So a
+# run of them does exactly what one such line does: the first ends a header block where one is
+# open (the same defect is noted) and the lines go, in order and unchanged, into the preamble,
+# the payload or the epilogue being read. The token is such a line and keeps the run's last line
+# ending, so the line-break trimming at the end of a part or preamble sees the same ending. The
+# parser never splits or joins inside a line, so each token comes out whole, in one payload,
+# preamble or epilogue string, and putting the run back gives the string the plain parse gives.
+# A run is taken only when it is proved: lines of one width, each the width's base64 characters
+# then the same line ending (checked byte for byte against a template), starting after a line
+# break. A message that already contains the token's marker is parsed as it is.
+_BASE64_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_SKELETON = bytes.maketrans(_BASE64_BYTES, b"A" * len(_BASE64_BYTES))
+#: A line of base64 characters after a line break: where a run may start.
+_RUN_SEED = re.compile(rb"\n([A-Za-z0-9+/=]{40,})(\r?\n)")
+#: Shorter runs are left to the parser (they cost it little).
+MIN_RUN_LINES = 64
+_MARK = "QcasedeskRunQ"
+_TOKEN = re.compile(f"{_MARK}([0-9]+){_MARK}")
+
+
+def _base64_runs(raw: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each long run of equal-width base64 lines; `end` is before the last
+    line's ending, so the token keeps it."""
+    runs: list[tuple[int, int]] = []
+    position = 0
+    while (seed := _RUN_SEED.search(raw, position)) is not None:
+        start = seed.start(1)
+        width = len(seed.group(1))
+        ending = seed.group(2)
+        step = width + len(ending)
+        # Lines of the same width have their endings every `step` bytes: count how many do.
+        lines = len(raw) - start
+        for offset, byte in enumerate(ending):
+            found = raw[start + width + offset :: step]
+            lines = min(lines, len(found) - len(found.lstrip(bytes([byte]))))
+        # And their other bytes must all be base64 characters.
+        candidate = raw[start : start + lines * step].translate(_SKELETON)
+        template = (b"A" * width + ending) * lines
+        if candidate != template:
+            low, high = 1, lines  # the seed line is one; `high` lines are not all good
+            while high - low > 1:
+                middle = (low + high) // 2
+                if candidate[: middle * step] == template[: middle * step]:
+                    low = middle
+                else:
+                    high = middle
+            lines = low
+        if lines >= MIN_RUN_LINES:
+            runs.append((start, start + lines * step - len(ending)))
+        # The last line's "\n" (a run may follow); never before the seed's own.
+        position = max(start + lines * step, seed.end()) - 1
+    return runs
+
+
+def parse_mime(raw: bytes) -> Message:
+    """`email.message_from_bytes(raw, policy=compat32)`, faster on long base64 bodies."""
+    runs = _base64_runs(raw) if _MARK.encode("ascii") not in raw else []
+    if not runs:
+        return message_from_bytes(raw, policy=compat32)
+    pieces: list[bytes] = []
+    texts: list[str] = []
+    position = 0
+    for start, end in runs:
+        pieces += (raw[position:start], f"{_MARK}{len(texts)}{_MARK}".encode("ascii"))
+        texts.append(raw[start:end].decode("ascii"))
+        position = end
+    pieces.append(raw[position:])
+    message = message_from_bytes(b"".join(pieces), policy=compat32)
+
+    def restore(match: re.Match[str]) -> str:
+        return texts[int(match.group(1))]
+
+    for part in message.walk():
+        payload = part.get_payload()
+        if isinstance(payload, str) and _MARK in payload:
+            part.set_payload(_TOKEN.sub(restore, payload))
+        for name in ("preamble", "epilogue"):
+            value = getattr(part, name)
+            if isinstance(value, str) and _MARK in value:
+                setattr(part, name, _TOKEN.sub(restore, value))
+    return message
+
+
 def parse_email(raw: bytes) -> ParsedEmail:
     """Parse a raw message; MessageParseError when there is nothing a case can be made of."""
     if not raw.strip():
         raise MessageParseError("the message is empty")
     try:
-        message = message_from_bytes(raw, policy=compat32)
+        message = parse_mime(raw)
     except (ValueError, TypeError, LookupError, IndexError) as error:
         raise MessageParseError(f"not an RFC 5322 message: {error}") from error
     if not message.keys():
