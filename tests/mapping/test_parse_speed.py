@@ -231,3 +231,31 @@ def test_base64_bodies_decode_as_before() -> None:
     parts = [p for p in parse_mime(raw).walk() if p.get_filename() == "a.bin"]
     assert parts[0].get_payload(decode=True) == data
     assert base64.b64encode(data)[:76].decode() in parts[0].get_payload()
+
+
+def _old_guess_language(text: str) -> str:
+    """What guess_language was: a character loop in Python."""
+    sample = text[:4000]
+    cjk = sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff")
+    latin = sum(1 for ch in sample if ch.isascii() and ch.isalpha())
+    return "zh" if cjk and cjk * 3 >= latin * 0.5 else "en"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["\u4dff", "\u4e00", "\u9fff", "\ua000", "é", "ß", "\udc80", "Ａ"]),
+            st.sampled_from(["问题", "登录", "Error", "a", "Z", " ", "\n", "1", "_"]),
+            st.text(max_size=5),
+        ),
+        max_size=60,
+    ),
+    st.integers(min_value=0, max_value=4100),
+)
+@example(["a" * 3999, "问"], 0)
+@example(["问" * 4000, "a" * 9000], 0)
+def test_guess_language_counts_as_before(pieces: list[str], padding: int) -> None:
+    text = "x" * padding + "".join(pieces)
+    for candidate in (text, "".join(pieces)):
+        assert parsed_email.guess_language(candidate) == _old_guess_language(candidate)
