@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mailparser_reply import EmailMessage
-from mailparser_reply.constants import MAIL_LANGUAGES, SINGLE_SPACE_VARIATIONS
+from mailparser_reply.constants import MAIL_LANGUAGES
 
 __all__ = ["CHINESE_QUOTE_HEADERS", "OTHER_QUOTE_HEADERS", "visible_reply"]
 
@@ -139,20 +139,18 @@ LIBRARY_PATTERNS: dict[str, re.Pattern[str]] = {
 # `EmailMessage.read()` runs HEADER_REGEX.findall over the whole text: one IGNORECASE
 # alternation of 27 patterns tried at every character, about 1.5 us a character (0.56 ms for
 # the benchmark's bodies, which have no quote header at all), then SIGNATURE_REGEX.search and
-# DISCLAIMERS_REGEX.findall over each piece between headers. The objects handed to the library
-# below answer the same `findall` / `search` calls with the same results:
+# DISCLAIMERS_REGEX.findall over each piece between headers (the latter 130 us on a short
+# text). The `_AtStarts` objects handed to the library instead answer the same `findall` and
+# `search` calls with the same results: they run the library's own compiled pattern with
+# `pattern.match(text, position)` only at the positions where a match can start, found with a
+# cheap pattern or a character scan. That is exact as long as those positions include every
+# position where the pattern can match, in increasing order: `search` returns the match at the
+# leftmost position where there is one, and `findall` is the leftmost match at or after the end
+# of the previous one, again and again. `match` at a position sees the whole text (`^`, `\A` and
+# lookbehinds look before the position; no `endpos` is given), so a match found there is the
+# one `search` finds there.
 #
-# - `_AtStarts` runs the library's own compiled pattern with `pattern.match(text, position)` at
-#   the positions a cheap line pattern finds, instead of at every character. That is exact as
-#   long as those positions include every position where the pattern can match, in increasing
-#   order: `search` returns the match at the leftmost position where one exists, and `findall`
-#   is the leftmost match at or after the end of the previous one, again and again. `match` at
-#   a position sees the whole text (`^`, `\A` and lookbehinds look before the position; no
-#   `endpos` is given), so a match found there is the one `search` would find there.
-# - The disclaimers pattern is only run when two substrings every one of its matches contains
-#   are in the text.
-#
-# Which positions can start a match is read off the pattern sources of mail-parser-reply 1.36
+# Where a match can start is read off the pattern sources of mail-parser-reply 1.36
 # (constants.py, parser.py), quoted beside each table below; tests check the tables against the
 # installed library's sources and compare the results with the plain patterns. The fingerprints
 # pin those sources: with any other version of the library the plain patterns run.
@@ -320,32 +318,24 @@ class _AtStarts:
         return found
 
 
-class _WhenPresent:
-    """`pattern.findall`, run only when every one of `needed` finds something in the text."""
-
-    def __init__(self, pattern: re.Pattern[str], needed: tuple[re.Pattern[str], ...]) -> None:
-        self.pattern = pattern
-        self.needed = needed
-
-    def findall(self, text: str) -> list[Any]:
-        if any(need.search(text) is None for need in self.needed):
-            return []
-        return self.pattern.findall(text)
-
-
-#: The disclaimers alternation inside DISCLAIMERS_REGEX, built as the library builds it. That
-#: pattern is `SENTENCE_START(?:DISCLAIMERS)(?:...(?:mail)...){1,2}`: each of its matches
-#: contains a match of the alternation and the letters "mail" (same flags, so the same letters
+#: DISCLAIMERS_REGEX is `SENTENCE_START(?:DISCLAIMERS)(?:...(?:mail)...){1,2}` with
+#: SENTENCE_START `(?:[\n\r.!?]|^)[ \u200b\xA0\t]{0,3}`: a match starts at one of those
+#: characters or at a line start, and contains the letters "mail" (same flags: the same letters
 #: compare equal).
-_DISCLAIMER_WORDS = (
-    re.compile(
-        "(?:" + library_alternation("disclaimers").replace(" ", SINGLE_SPACE_VARIATIONS) + ")",
-        re.MULTILINE | re.IGNORECASE,
-    )
-    if _CHECKED
-    else _NEVER
-)
 _MAIL = re.compile("mail", re.MULTILINE | re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[\n\r.!?]")
+
+
+def _disclaimer_starts(text: str) -> list[int]:
+    if _MAIL.search(text) is None:
+        return []
+    starts = {0}
+    for end in _SENTENCE_END.finditer(text):
+        position = end.start()
+        starts.add(position)
+        if text[position] == "\n":
+            starts.add(position + 1)  # `^`
+    return sorted(starts)
 
 
 def _fast_patterns() -> dict[str, Any]:
@@ -354,9 +344,7 @@ def _fast_patterns() -> dict[str, Any]:
     return {
         "_header_regex": _AtStarts(LIBRARY_PATTERNS["_header_regex"], _header_starts),
         "_signature_regex": _AtStarts(LIBRARY_PATTERNS["_signature_regex"], _signature_starts),
-        "_disclaimers_regex": _WhenPresent(
-            LIBRARY_PATTERNS["_disclaimers_regex"], (_MAIL, _DISCLAIMER_WORDS)
-        ),
+        "_disclaimers_regex": _AtStarts(LIBRARY_PATTERNS["_disclaimers_regex"], _disclaimer_starts),
     }
 
 
@@ -364,13 +352,54 @@ def _fast_patterns() -> dict[str, Any]:
 _PATTERNS: dict[str, Any] = _fast_patterns()
 
 
+#: What every match of a quote header pattern contains: one string of each tuple. A text without
+#: them is not searched, since the search would find nothing (most texts have no ":" or "写道";
+#: the ten searches took 50 us a text). The strings are parts of each pattern outside any
+#: IGNORECASE, or dashes and colons, which have no case: `in` compares them as the pattern does.
+CHINESE_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "qq": (("---",), ("原始邮件", "Original")),
+    "outlook": (
+        ("发件人", "寄件者", "From"),
+        (":", "："),
+        ("发送时间", "寄件日期", "日期", "时间", "Sent", "Date"),
+    ),
+    "original_message": (
+        ("--",),
+        ("原始邮件", "原始信件", "回复的原邮件", "转发的邮件", "Original Message"),
+    ),
+    "gmail": (("于",), ("写道",)),
+    "netease": (("在",), ("写道",)),
+}
+OTHER_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "original_message": (("---",),),
+    "attribution": (
+        (":", "--"),
+        (
+            *("wrote", "sent", "geschreven", "skrev", "napisał", "đã viết", "написал"),
+            *("a écrit", "escribió", "ha scritto", "escreveu", "napsal", "schreef", "schrieb"),
+        ),
+    ),
+    "date_address": (("@",), ("<",)),
+    "forward": (("--", ":"),),
+    "same_line": (("wrote:",), ("On",)),
+}
+
+
+def _may_match(text: str, needs: tuple[tuple[str, ...], ...]) -> bool:
+    return all(any(part in text for part in group) for group in needs)
+
+
 def _cut_quote(text: str) -> str:
     cut = len(text)
-    for pattern in CHINESE_QUOTE_HEADERS.values():
+    for name, pattern in CHINESE_QUOTE_HEADERS.items():
+        if not _may_match(text, CHINESE_NEEDS.get(name, ())):
+            continue
         match = pattern.search(text, 0, cut)
         if match is not None:
             cut = min(cut, match.start())
     for name, pattern in OTHER_QUOTE_HEADERS.items():
+        if not _may_match(text, OTHER_NEEDS.get(name, ())):
+            continue
         for match in pattern.finditer(text, 0, cut):
             # A date or an address is what tells an attribution from a sentence that ends
             # in "wrote:"; the first candidate that has one is where the quote starts.
@@ -448,11 +477,16 @@ def visible_reply(text: str) -> str:
         return ""
     text = text[:_MAX_SCAN].replace("\r\n", "\n")
     own = _cut_quote(_without_bottom_quote(text))
-    rule = _SIGNATURE_RULE.search(own)
+    rule = _SIGNATURE_RULE.search(own) if "--" in own else None
     if rule is not None:
         own = own[: rule.start()]
-    for pattern in (_CHINESE_SIGNATURES, _DASH_SIGNOFF, _FOOTER_RULE):
-        footer = pattern.search(own)
+    # The dash sign-off starts with "-", a footer rule is ten of "-", "_" or "=".
+    for pattern, needs in (
+        (_CHINESE_SIGNATURES, ()),
+        (_DASH_SIGNOFF, (("-",),)),
+        (_FOOTER_RULE, (("-", "_", "="),)),
+    ):
+        footer = pattern.search(own) if _may_match(own, needs) else None
         if footer is not None:
             own = own[: footer.start()]
     if not own.strip():

@@ -47,7 +47,18 @@ def _read(text: str, patterns: dict[str, Any]) -> list[tuple[str, str, str, list
 def _plain_visible_reply(text: str, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as patch:
         patch.setattr(reply_text, "_PATTERNS", dict(LIBRARY_PATTERNS))
+        patch.setattr(reply_text, "CHINESE_NEEDS", {})
+        patch.setattr(reply_text, "OTHER_NEEDS", {})
         return visible_reply(text)
+
+
+def _plain_cut_quote(text: str) -> str:
+    chinese, other = reply_text.CHINESE_NEEDS, reply_text.OTHER_NEEDS
+    reply_text.CHINESE_NEEDS, reply_text.OTHER_NEEDS = {}, {}
+    try:
+        return reply_text._cut_quote(text)
+    finally:
+        reply_text.CHINESE_NEEDS, reply_text.OTHER_NEEDS = chinese, other
 
 
 def assert_same(text: str) -> None:
@@ -63,6 +74,7 @@ def assert_same(text: str) -> None:
                 plain and (plain.span(), plain.groups())
             ), key
     assert _read(text, FAST) == _read(text, dict(LIBRARY_PATTERNS))
+    assert reply_text._cut_quote(text) == _plain_cut_quote(text)
 
 
 # the tables against the library's sources ----------------------------------------------------
@@ -71,7 +83,7 @@ def test_the_fast_patterns_are_in_use() -> None:
     # read its sources again, update the tables and the fingerprints.
     assert isinstance(FAST["_header_regex"], reply_text._AtStarts)
     assert isinstance(FAST["_signature_regex"], reply_text._AtStarts)
-    assert isinstance(FAST["_disclaimers_regex"], reply_text._WhenPresent)
+    assert isinstance(FAST["_disclaimers_regex"], reply_text._AtStarts)
 
 
 def test_header_regex_is_made_of_the_alternatives_the_tables_describe() -> None:
@@ -146,7 +158,30 @@ def test_signature_and_disclaimer_patterns_are_built_as_described() -> None:
     assert LIBRARY_PATTERNS["_disclaimers_regex"].pattern == (
         f"{SENTENCE_START}(?:{words})(?:{OPTIONAL_LINEBREAK}{extension}?(?:mail){extension}){{1,2}}"
     )
-    assert reply_text._DISCLAIMER_WORDS.pattern == f"(?:{words})"
+    assert SENTENCE_START == r"(?:[\n\r.!?]|^)[ \u200b\xA0\t]{0,3}"
+
+
+@pytest.mark.parametrize(
+    ("patterns", "needs"),
+    [
+        (reply_text.CHINESE_QUOTE_HEADERS, reply_text.CHINESE_NEEDS),
+        (reply_text.OTHER_QUOTE_HEADERS, reply_text.OTHER_NEEDS),
+    ],
+    ids=["chinese", "other"],
+)
+def test_quote_pattern_needs_are_parts_of_the_patterns(
+    patterns: dict[str, re.Pattern[str]], needs: dict[str, tuple[tuple[str, ...], ...]]
+) -> None:
+    assert set(needs) == set(patterns)
+    for name, groups in needs.items():
+        pattern = patterns[name]
+        # "-{3,}" is at least "---".
+        source = re.sub(r"-\{(\d+),\}", lambda m: "-" * int(m.group(1)), pattern.pattern)
+        for group in groups:
+            for part in group:
+                assert part in source, (name, part)
+                if pattern.flags & re.IGNORECASE:
+                    assert set(part) <= set("-:"), (name, part)  # characters without case
 
 
 def test_whitespace_walk_back_is_what_the_pattern_calls_whitespace() -> None:
@@ -344,6 +379,18 @@ _PIECES = [
     *["from:", "To:", "A:", "a:", "De :", "  :", "*", "> ", ">", "-----", "--", "__", "mail"],
     *["Email", "Disclaimer", "ſent from my", "ſubject:", "K", "ﬀ", "İ", "ı", "Tak", "Kh", "/x"],
     *["Thanks,", "1", "2024-05-20", "12:00", "Oprindelig meddelelse", "Original Message", "你好"],
+    *[
+        "发件人",
+        "寄件者",
+        "发送时间",
+        "日期",
+        "于2024年5月20日",
+        "在 2024-05-20",
+        "原始邮件",
+        "---",
+    ],
+    *["Sent:", "skrev:", "napisał:", "написал:", "a écrit :", "schrieb Max:", "@", "<a@b.c>"],
+    *["Forwarded message", "Begin forwarded message:", "写道", "：", "2011/4/7 ", "Op ", "W dniu"],
     *["\n", "\n\n", " ", "\t", "\u00a0", "\u2028", "\u3000", "\r"],
     "-----Oprindelig meddelelse-----\n",
 ]
