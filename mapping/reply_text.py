@@ -207,6 +207,8 @@ HEADER_NAMES: dict[str, str] = {
     "sv": "Från|Skickat|Till|Ämne|Datum|Kopia",
     "zh": "发件人|发送时间|收件人|主题|抄送|组织",
 }
+
+
 # Part 3, the generic separator, is `^-{5,} ?Original Message ?-{5,}$`. The Danish block may
 # start with `(?:(?:^|\n|\n(?:> ?)*)?-----Oprindelig meddelelse-----\n)?`: with its anchor that
 # is a line starting with dashes; without it (the anchor is optional) the text can start a
@@ -215,23 +217,37 @@ HEADER_NAMES: dict[str, str] = {
 # So every match of HEADER_REGEX starts at the start of a line `_HEADER_LINE` matches, or at the
 # line break just before one (`\n` and `\n(?:> ?)*` before the names; `[> *]*` covers both
 # `(?:> ?)*` and `[* ]*`), or where `_DANISH_RULE` matches. Same flags as the library's pattern,
-# so the words compare case-insensitively exactly as there. The line patterns only look ahead:
-# each match is empty, so `finditer` tries every line start.
-_HEADER_LINE = re.compile(
-    r"^(?=[> *]*(?:"
+# so the words compare case-insensitively exactly as there.
+class _Lines:
+    """The starts of the lines that begin as `lookahead` says (case-insensitive, as the library's
+    patterns). Position 0 is tried with `match`; the others are found by searching for a line
+    break followed by the lookahead: with a literal first character the regex engine skips from
+    line break to line break instead of trying `^` at every character (6.9 -> 1.5 us a text)."""
+
+    def __init__(self, lookahead: str) -> None:
+        self.first = re.compile(f"(?={lookahead})", re.MULTILINE | re.IGNORECASE)
+        self.after_break = re.compile(f"\\n(?={lookahead})", re.MULTILINE | re.IGNORECASE)
+
+    def starts(self, text: str) -> Iterator[int]:
+        if self.first.match(text) is not None:
+            yield 0
+        for line_break in self.after_break.finditer(text):
+            yield line_break.start() + 1
+
+
+_HEADER_LINES = _Lines(
+    r"[> *]*(?:"
     + "|".join(WROTE_WORDS.values())
     + "|-----|(?:"
     + "|".join(HEADER_NAMES.values())
-    + "):))",
-    re.MULTILINE | re.IGNORECASE,
+    + "):)"
 )
 _DANISH_RULE = re.compile(r"-----Oprindelig meddelelse-----\n", re.MULTILINE | re.IGNORECASE)
 
 
 def _header_starts(text: str) -> list[int]:
     starts: set[int] = set()
-    for line in _HEADER_LINE.finditer(text):
-        start = line.start()
+    for start in _HEADER_LINES.starts(text):
         starts.add(start)
         if start:
             starts.add(start - 1)  # the "\n" before it
@@ -254,17 +270,16 @@ def library_alternation(key: str) -> str:
 #: `((A|B|C|D)(.|\s)*)` with A `\s*^(?:> ?)*(?:[-_]{2}\n).*`, B `(\n{2,} ?[_-]{32,})`,
 #: C `\s*^(?:> ?)*(?:SENT_FROM) ?(...)$` and D `(?<!\A)^(?:> ?)*(?:SIGNATURES)`: each needs a
 #: line that starts as this pattern says (C and D with the same alternations).
-_SIGNATURE_LINE = (
-    re.compile(
-        r"^(?=(?:> ?)*(?:[-_]{2}\n|"
+_SIGNATURE_LINES = _Lines(
+    (
+        r"(?:> ?)*(?:[-_]{2}\n|"
         + library_alternation("sent_from")
         + "|"
         + library_alternation("signatures")
-        + r")| ?[_-]{32})",
-        re.MULTILINE | re.IGNORECASE,
+        + r")| ?[_-]{32}"
     )
     if _CHECKED
-    else _NEVER
+    else "(?!)"
 )
 
 
@@ -273,8 +288,7 @@ def _signature_starts(text: str) -> Iterator[int]:
     the line; a position before that whitespace cannot reach the line (what `\s` matches is
     what str.isspace says)."""
     done = -1
-    for line in _SIGNATURE_LINE.finditer(text):
-        start = line.start()
+    for start in _SIGNATURE_LINES.starts(text):
         first = start
         while first > 0 and text[first - 1].isspace():
             first -= 1

@@ -150,8 +150,8 @@ def test_signature_and_disclaimer_patterns_are_built_as_described() -> None:
         rf"\s*^(?:> ?)*(?:{sent_from}) ?(?:(?:[\w.<>:// ]+)|(?:\w+ )(1, 3))$|"
         rf"(?<!\A)^(?:> ?)*(?:{signatures}))(.|\s)*)"
     )
-    assert reply_text._SIGNATURE_LINE.pattern == (
-        rf"^(?=(?:> ?)*(?:[-_]{{2}}\n|{sent_from}|{signatures})| ?[_-]{{32}})"
+    assert reply_text._SIGNATURE_LINES.first.pattern == (
+        rf"(?=(?:> ?)*(?:[-_]{{2}}\n|{sent_from}|{signatures})| ?[_-]{{32}})"
     )
     words = reply_text.library_alternation("disclaimers").replace(" ", SINGLE_SPACE_VARIATIONS)
     extension = r"[a-zA-Z0-9\u00C0-\u017F:;.,?!<>()@&/\'\"\“\” \u200b\xA0\t\-]*"
