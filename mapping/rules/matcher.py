@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain, pairwise
 
-__all__ = ["KeywordIndex", "normalize"]
+__all__ = ["KeywordIndex", "fold", "normalize"]
 
 _WORD_CHARS = "0-9a-z_\u00c0-\u024f"
 _IS_WORD_CHAR = re.compile(f"[{_WORD_CHARS}]")
@@ -52,6 +52,13 @@ _LEFT_GUARD = f"(?<![{_WORD_CHARS}].)"
 def normalize(text: str) -> str:
     """Case-folded, every run of white space one space: how keywords and reports are compared."""
     return " ".join(text.casefold().split())
+
+
+def fold(text: str) -> str:
+    """Case-folded, line breaks made spaces: what `KeywordIndex.find` needs unless the index is
+    `spaced` (about half the cost of `normalize`, which splits the text into words and joins
+    them again)."""
+    return text.casefold().replace("\n", " ")
 
 
 def _is_word_char(char: str) -> bool:
@@ -140,11 +147,16 @@ def _anchors(keyword: str) -> list[Anchor]:
     return pairs or [words[0]]
 
 
+#: A run of white space but a line break, which separates the subject and body (see `fold`).
+_SPACES = r"[^\S\n]+"
+
+
 def _guarded(keyword: str) -> re.Pattern[str]:
-    """The keyword, with a guard at each end that is a Latin word character."""
+    """The keyword, with a guard at each end that is a Latin word character; each of its (single)
+    spaces stands for a run of white space, so that it is found in a `fold`ed text too."""
     left = f"(?<![{_WORD_CHARS}])" if _is_word_char(keyword[0]) else ""
     right = _RIGHT_GUARD if _is_word_char(keyword[-1]) else ""
-    return re.compile(left + re.escape(keyword) + right)
+    return re.compile(left + _SPACES.join(map(re.escape, keyword.split(" "))) + right)
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,12 @@ class _Anchored:
 
     keyword: str
     pattern: re.Pattern[str]
+    #: Its longest part without white space: a plain substring test rules out nearly every one.
+    part: str
+
+    @classmethod
+    def of(cls, keyword: str) -> _Anchored:
+        return cls(keyword, _guarded(keyword), max(keyword.split(" "), key=len))
 
 
 Anchor = str | tuple[str, str]  # a word, or two consecutive words
@@ -173,6 +191,9 @@ class KeywordIndex:
     #: The keywords in the trie that can spill (see the module docstring), each with the
     #: places inside it where a longer keyword can start.
     spilling: dict[str, tuple[int, ...]]
+    #: Whether a keyword in the trie has white space in it: then texts must be `normalize`d
+    #: for `find`; otherwise case-folding them is enough (see `find`).
+    spaced: bool
 
     @classmethod
     def build(cls, keywords: Iterable[str]) -> KeywordIndex:
@@ -186,7 +207,7 @@ class KeywordIndex:
         anchored: dict[Anchor, list[_Anchored]] = {}
         for keyword, candidates in anchors.items():
             anchor = min(candidates, key=lambda a: shared[a])
-            anchored.setdefault(anchor, []).append(_Anchored(keyword, _guarded(keyword)))
+            anchored.setdefault(anchor, []).append(_Anchored.of(keyword))
         known = set(others)
         within = {keyword: _within(keyword, known) for keyword in others}
         starts = {keyword[:end] for keyword in others for end in range(1, len(keyword))}
@@ -196,6 +217,7 @@ class KeywordIndex:
             re.compile(_pattern(_trie(others))) if others else None,
             {keyword: inside for keyword, inside in within.items() if inside},
             {keyword: spills for keyword in others if (spills := _spills(keyword, starts))},
+            any(" " in keyword for keyword in others),
         )
 
     def find(self, text: str) -> set[str]:
@@ -204,6 +226,12 @@ class KeywordIndex:
         a text, a line break is no word character, so a Latin keyword next to one still
         counts as whole words). When nobody asks which were in the subject, the subject and
         body are searched as one such text: one pass instead of two.
+
+        Unless the index is `spaced`, `fold`ed texts give the same answer as normalized ones:
+        a keyword of the trie has no white space in it, so it occurs in a run of other
+        characters, the same in both, with white space or an end next to it in both; a Latin
+        keyword's words are the same, and its spaces stand for any run of white space but the
+        line break that separates two texts.
         """
         found = self._by_words(text)
         if self.pattern is not None:
@@ -211,7 +239,8 @@ class KeywordIndex:
         return found
 
     def find_in(self, subject: str, body: str) -> tuple[set[str], set[str]]:
-        """The keywords in the subject, and those in the subject or the body (both normalized)."""
+        """The keywords in the subject, and those in the subject or the body (both normalized, or
+        both `fold`ed unless the index is `spaced`)."""
         in_subject = self._by_words(subject)
         in_body = self._by_words(body) if body else set()
         if self.pattern is not None:
@@ -233,8 +262,7 @@ class KeywordIndex:
             # of the report's words and pairs is built).
             for anchor in anchored.keys() & chain(words, pairwise(words)):
                 for entry in anchored[anchor]:
-                    # The plain substring test is much cheaper and rules out nearly every one.
-                    if entry.keyword in text and entry.pattern.search(text):
+                    if entry.part in text and entry.pattern.search(text):
                         found.add(entry.keyword)
         return found
 

@@ -19,7 +19,7 @@ from mapping.rules import (
     load_rules,
     parse_rules,
 )
-from mapping.rules.matcher import KeywordIndex, normalize
+from mapping.rules.matcher import KeywordIndex, fold, normalize
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MONDAY_2PM = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
@@ -63,6 +63,46 @@ def test_the_index_finds_exactly_what_the_definition_does(
     assert found == in_subject | {k for k in keywords if occurs(k, body_text)}
     # Without the subject's own hits, both are searched as one text joined by a line break.
     assert index.find(f"{subject_text}\n{body_text}") == found
+
+
+WHITE_SPACE = [" ", "  ", "\n", "\t", "\r\n", "\u3000", "\u2028"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keywords=st.lists(
+        st.sampled_from([*VOCABULARY, "LOGIN  Error", "Straße", "订单 失败"]),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    ),
+    subject=st.lists(st.sampled_from([*VOCABULARY, *WHITE_SPACE, "STRASSE", "X"]), max_size=6),
+    body=st.lists(st.sampled_from([*VOCABULARY, *WHITE_SPACE, "STRASSE", "X"]), max_size=12),
+)
+def test_folded_texts_give_what_normalized_ones_do(
+    keywords: list[str], subject: list[str], body: list[str]
+) -> None:
+    # Unless a keyword of the trie has white space in it, case-folding is enough.
+    index = KeywordIndex.build(keywords)
+    assert index.spaced is any(
+        " " in normalize(k) and not WORD_CHAR.match(normalize(k)[0]) for k in keywords
+    )
+    if index.spaced:
+        return
+    raw_subject, raw_body = "".join(subject), "".join(body)
+    normalized = normalize(raw_subject), normalize(raw_body)
+    folded = fold(raw_subject), fold(raw_body)
+    assert index.find_in(*folded) == index.find_in(*normalized)
+    assert index.find("\n".join(folded)) == index.find_in(*normalized)[1]
+
+
+def test_a_folded_phrase_spans_lines_of_one_text_but_not_two_texts() -> None:
+    index = KeywordIndex.build(["login error", "订单失败"])
+    assert not index.spaced
+    body = "LOGIN\r\n  Error 订单失败"
+    assert index.find("\n".join([fold("x"), fold(body)])) == {"login error", "订单失败"}
+    assert index.find("\n".join([fold("LOGIN"), fold("error")])) == set()
+    assert KeywordIndex.build(["订单 失败"]).spaced
 
 
 @pytest.mark.parametrize(
