@@ -11,6 +11,7 @@ lowered to one line so that every base64 line in them goes through a token.
 from __future__ import annotations
 
 import base64
+import email.utils
 import random
 from email import message_from_bytes
 from email.message import EmailMessage, Message
@@ -259,3 +260,21 @@ def test_guess_language_counts_as_before(pieces: list[str], padding: int) -> Non
     text = "x" * padding + "".join(pieces)
     for candidate in (text, "".join(pieces)):
         assert parsed_email.guess_language(candidate) == _old_guess_language(candidate)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["support@casedesk.test"],
+        ['"张三" <z@example.cn>, Bob <b@example.com>', "c@example.com"],
+        ["=?utf-8?b?5byg5LiJ?= <z@example.cn>"],
+        ["undisclosed-recipients:;"],
+        ["a@b.c, " * 400],  # longer than what is kept
+        [],
+    ],
+)
+def test_kept_address_answers_are_the_standard_librarys(values: list[str]) -> None:
+    for _ in range(2):  # the second time from the cache
+        assert list(parsed_email._address_list(values)) == email.utils.getaddresses(values)
+        for value in values:
+            assert parsed_email._parse_address(value) == email.utils.parseaddr(value)
