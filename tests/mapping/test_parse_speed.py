@@ -278,3 +278,20 @@ def test_kept_address_answers_are_the_standard_librarys(values: list[str]) -> No
         assert list(parsed_email._address_list(values)) == email.utils.getaddresses(values)
         for value in values:
             assert parsed_email._parse_address(value) == email.utils.parseaddr(value)
+
+
+@pytest.mark.parametrize("hint", [None, "gbk", "utf-8"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "=?gb2312?b?1cXI/Q==?= <z@example.cn>",
+        "\udcd5\udcc5\udcc8\udcfd",  # raw 8-bit GBK, as compat32 keeps it
+        "Re: =?utf-8?q?=E9=97=AE=E9=A2=98?=",
+        "=?utf-8?b?" + "5byg5LiJ" * 300 + "?=",  # longer than what is kept
+        "",
+    ],
+)
+def test_kept_header_values_are_what_decoding_gives(value: str, hint: str | None) -> None:
+    expected = parsed_email.decode_header_value(value, hint=hint)
+    for _ in range(2):  # the second time from the cache
+        assert parsed_email._decode_header(value, hint) == expected
