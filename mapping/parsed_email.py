@@ -367,9 +367,10 @@ def parse_mime(raw: bytes) -> Message:
         return texts[int(match.group(1))]
 
     for part in message.walk():
-        payload = part.get_payload()
+        # The parser's own string: get_payload() would hand out 8-bit text decoded already.
+        payload = part._payload  # type: ignore[attr-defined]
         if isinstance(payload, str) and _MARK in payload:
-            part.set_payload(_TOKEN.sub(restore, payload))
+            part._payload = _TOKEN.sub(restore, payload)  # type: ignore[attr-defined]
         for name in ("preamble", "epilogue"):
             value = getattr(part, name)
             if isinstance(value, str) and _MARK in value:
