@@ -303,3 +303,75 @@ def test_kept_header_values_are_what_decoding_gives(value: str, hint: str | None
     expected = parsed_email.decode_header_value(value, hint=hint)
     for _ in range(2):  # the second time from the cache
         assert parsed_email._decode_header(value, hint) == expected
+
+
+# base64 payloads decoded without the line list ------------------------------------------------
+def _part(payload: str, encoding: str | None) -> Message:
+    part = Message()
+    if encoding is not None:
+        part["Content-Transfer-Encoding"] = encoding
+    part.set_payload(payload)
+    return part
+
+
+def _all_parts() -> list[Message]:
+    raws = [p.read_bytes() for p in sorted(FIXTURES.glob("*.eml"))]
+    raws += [_attachment_mail(i, 500 + 311 * i) for i in range(6)]
+    if CORPUS.is_dir():
+        raws += [p.read_bytes() for p in sorted((CORPUS / "parse-imap_tools").rglob("*.eml"))]
+    parts = []
+    for raw in raws:
+        for variant in (raw, crlf(raw)):
+            parts += [p for p in message_from_bytes(variant, policy=compat32).walk()]
+    return parts
+
+
+def test_decoded_payloads_are_get_payloads() -> None:
+    parts = _all_parts()
+    assert sum(1 for p in parts if p.get("content-transfer-encoding", "").lower() == "base64") > 50
+    for part in parts:
+        ours = parsed_email._decoded_payload(part)
+        assert ours == part.get_payload(decode=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["QUJD", "QUI=", "QQ==", "AAAA", "=", "*", "\n", "\r\n", "\r", "é", " "])
+        | st.sampled_from(["\udce9", "\x0b", "-", "QUJDRA"]),
+        max_size=30,
+    ),
+    st.sampled_from(["base64", "BASE64", " base64", "quoted-printable", "7bit", None]),
+)
+@example(["QUJD", "\r", "QUJD"], "base64")
+@example(["QUJ", "\n", "D"], "base64")
+@example(["QUJ"], "base64")
+def test_decoded_payloads_with_their_defects(pieces: list[str], encoding: str | None) -> None:
+    ours_part, theirs_part = (_part("".join(pieces), encoding) for _ in range(2))
+    assert _outcome(parsed_email._decoded_payload, ours_part) == _outcome(
+        lambda part: part.get_payload(decode=True), theirs_part
+    )
+    assert [type(d) for d in ours_part.defects] == [type(d) for d in theirs_part.defects]
+
+
+def _outcome(decode: Any, part: Message) -> Any:
+    try:
+        return decode(part)
+    except UnicodeError as error:  # 8-bit text mixed with other non-ASCII: both raise
+        return type(error)
+
+
+@pytest.mark.parametrize("endings", ["lf", "crlf"])
+def test_clean_base64_is_decoded_without_get_payload(
+    endings: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = _attachment_mail(2, 30_000)
+    message = parse_mime(raw if endings == "lf" else crlf(raw))
+    (part,) = [p for p in message.walk() if p.get_filename() == "a.bin"]
+    expected = part.get_payload(decode=True)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the fast path was not taken")
+
+    monkeypatch.setattr(part, "get_payload", refuse)
+    assert parsed_email._decoded_payload(part) == expected == random.Random(2).randbytes(30_000)
