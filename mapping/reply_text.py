@@ -170,7 +170,6 @@ _CHECKED = {
 )
 if not _CHECKED:
     logger.warning("mail-parser-reply's patterns are not the ones checked: plain patterns run")
-_NEVER = re.compile(r"(?!)")
 
 #: HEADER_REGEX, part 1: per language, `^(?!...)((?:> ?)*` and then these words start its "wrote"
 #: line, verbatim from `wrote_header` (a digit: the date of the ja/ko/zh forms).
