@@ -288,7 +288,10 @@ class Conditions:
 
     def __init__(self, rules: Sequence[Rule], zone: ZoneInfo) -> None:
         self.zone = zone
-        self._checks = [_checks(rule) for rule in rules]
+        checks = [_checks(rule) for rule in rules]
+        #: Each rule's first check, and its others (most rules have one).
+        self._first_checks = [first for first, *_ in checks]
+        self._more_checks = [more for _, *more in checks]
         self._by_keyword: dict[str, tuple[int, ...]] = {}
         self._by_sender: dict[str, tuple[int, ...]] = {}
         by_regex: list[int] = []  # rules only a regex can trigger: when the gate matched
@@ -355,29 +358,21 @@ class Conditions:
     def matching(self, facts: ReportFacts) -> list[tuple[int, Evidence]]:
         """(position, evidence) of every rule whose conditions hold, in the rules' order."""
         report = self._prepare(facts)
-        # Runs for every report: local names, and each rule's checks in line.
+        # Runs for every report: local names, the tables read in C (map, filter, update).
         candidates = set(self._always)
-        by_keyword = self._by_keyword
-        for keyword in report.hits:
-            positions = by_keyword.get(keyword)
-            if positions is not None:
-                candidates.update(positions)
+        candidates.update(*filter(None, map(self._by_keyword.get, report.hits)))
         if self._by_sender:
-            by_sender = self._by_sender
-            for key in _sender_keys(report.sender, report.domain):
-                positions = by_sender.get(key)
-                if positions is not None:
-                    candidates.update(positions)
+            keys = _sender_keys(report.sender, report.domain)
+            candidates.update(*filter(None, map(self._by_sender.get, keys)))
         if report.subject_from is not None or report.body_from is not None:
             candidates.update(self._by_regex)
-        all_checks = self._checks
+        first_checks, more_checks = self._first_checks, self._more_checks
         found: list[tuple[int, Evidence]] = []
         for position in sorted(candidates):
-            checks = all_checks[position]
-            evidence = checks[0](report)
+            evidence = first_checks[position](report)
             if evidence is None:
                 continue
-            for check in checks[1:]:
+            for check in more_checks[position]:
                 more = check(report)
                 if more is None:
                     break

@@ -445,18 +445,18 @@ class RuleEngine:
             owner = Assign(owner_spec, owner_hit.then.rule_id, owner_hit.reason)
         related_by = chosen.get("related_system")
         related = None if related_by is None else related_by[0]
-        return Verdict(
-            problem_type=problem_type,
-            priority=priority,
-            tags=tuple(tags),
-            related_system=related if isinstance(related, str) else None,
-            owner=owner,
-            collaborators=tuple(collaborators),
-            due_at=due_at,
-            matches=tuple(matches),
-            decisions=(*decisions.values(), *tags.values()),
-            needs_triage=problem_type is ProblemType.UNTRIAGED,
-            manual_owner=manual.owner if manual else None,
+        return Verdict(  # positional: about a microsecond less than by keyword
+            problem_type,
+            priority,
+            tuple(tags),
+            related if isinstance(related, str) else None,
+            owner,
+            tuple(collaborators),
+            due_at,
+            tuple(matches),
+            (*decisions.values(), *tags.values()),
+            problem_type is ProblemType.UNTRIAGED,
+            manual.owner if manual else None,
         )
 
 
