@@ -652,6 +652,10 @@ def _header(name: str, value: str, *, structured: bool = False) -> str:
     encoded: a long one stays whole on its own line (RFC 5322 allows up to 998 characters).
     """
     head = f"{name}:"
+    if structured:
+        # Spaces between addresses or IDs carry nothing; runs of them (or one at the end) would
+        # fold into a continuation line of white space only, which ends the header block.
+        value = " ".join(word for word in value.split(" ") if word)
     if _PLAIN_VALUE.fullmatch(value) and "=?" not in value:
         if len(head) + 1 + len(value) <= _MAX_LINE:
             return f"{head} {value}{_CRLF}"

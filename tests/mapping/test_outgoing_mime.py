@@ -320,6 +320,8 @@ def test_any_display_name_reads_back_exactly(raw: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(raw=VALUES)
+@example(raw="x" * 80 + " ")  # a structured value's trailing space once folded into a blank line
+@example(raw="a@example.com  " + "b" * 70 + "@example.com   ")
 def test_a_header_never_starts_a_new_header_even_unsanitised(raw: str) -> None:
     """Defence in depth: CR and LF that got past `header_text` end up inside encoded words."""
     for structured in (False, True):
