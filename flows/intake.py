@@ -204,7 +204,7 @@ def _ingest_batch(
             if item is None:
                 item = prepared[message.location] = prepare(message, context)
             items.append(item)
-        tx.put_blobs([item.message.raw for item in items])
+        tx.put_blobs([item.message.raw for item in items], digests=[item.digest for item in items])
         earlier = tx.first_with_identities(SOURCE, [item.identity for item in items])
         tx.prefetch_suppressed(
             [item.parsed.from_address for item in items if item.parsed and item.parsed.from_address]
@@ -484,8 +484,11 @@ def _write(
 
 
 def _store_attachments(tx: StoreTransaction, parsed: ParsedEmail) -> None:
-    for attachment in parsed.attachments:
-        tx.put_blob(attachment.content)
+    if parsed.attachments:
+        tx.put_blobs(
+            [attachment.content for attachment in parsed.attachments],
+            digests=[attachment.info.sha256 for attachment in parsed.attachments],
+        )
 
 
 def _new_report(

@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from connectors.store import CaseStore, LedgerDecision, LedgerEntry, OutboxStatus, StoreTransaction
+from connectors.store import (
+    CaseStore,
+    LedgerDecision,
+    LedgerEntry,
+    OutboxStatus,
+    StoreTransaction,
+    sha256_hex,
+)
 from mapping.case import CaseStatus, LogKind
 from mapping.errors import CaseNotFound, ConcurrentUpdate, StoreError
 from mapping.outgoing_mail import OutboxMessage
@@ -343,3 +350,13 @@ def test_a_rolled_back_transaction_keeps_the_old_watermark(store: CaseStore) -> 
         raise RuntimeError("boom")
     with store.transaction() as tx:
         assert tx.get_watermark("w") == "1"
+
+
+def test_put_blobs_takes_known_digests(store: CaseStore) -> None:
+    contents = [b"raw one", b"raw two"]
+    digests = [sha256_hex(content) for content in contents]
+    with store.transaction() as tx:
+        assert tx.put_blobs(contents, digests=digests) == digests
+        with pytest.raises(StoreError, match="one digest per content"):
+            tx.put_blobs(contents, digests=digests[:1])
+    assert [store.blob(digest) for digest in digests] == contents
