@@ -194,6 +194,8 @@ class KeywordIndex:
     #: Whether a keyword in the trie has white space in it: then texts must be `normalize`d
     #: for `find`; otherwise case-folding them is enough (see `find`).
     spaced: bool
+    #: Whether a keyword is anchored by a single word (not a pair).
+    single: bool
 
     @classmethod
     def build(cls, keywords: Iterable[str]) -> KeywordIndex:
@@ -218,6 +220,7 @@ class KeywordIndex:
             {keyword: inside for keyword, inside in within.items() if inside},
             {keyword: spills for keyword in others if (spills := _spills(keyword, starts))},
             any(" " in keyword for keyword in others),
+            any(isinstance(anchor, str) for anchor in anchored),
         )
 
     def find(self, text: str) -> set[str]:
@@ -255,12 +258,14 @@ class KeywordIndex:
         words = WORD.findall(text)
         if not words:
             return set()
-        found = set(self.words.intersection(words))
+        found = set(self.words.intersection(words)) if self.words else set()
         anchored = self.anchored
         if anchored:
             # The anchors that occur: a word, or two consecutive words (dict lookups, no set
-            # of the report's words and pairs is built).
-            for anchor in anchored.keys() & chain(words, pairwise(words)):
+            # of the report's words and pairs is built; words only when a keyword is anchored
+            # by one).
+            occurring = chain(words, pairwise(words)) if self.single else pairwise(words)
+            for anchor in anchored.keys() & occurring:
                 for entry in anchored[anchor]:
                     if entry.part in text and entry.pattern.search(text):
                         found.add(entry.keyword)
