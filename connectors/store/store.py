@@ -224,13 +224,15 @@ class StoreTransaction:
         #: Ledger rows and outbox messages not yet written (see `defer_inserts`); None: off.
         self._pending_ledger: list[dict[str, Any]] | None = None
         self._pending_outbox: list[dict[str, Any]] = []
+        self._pending_cases: list[dict[str, Any]] = []
         #: Case counters while inserts are deferred: month -> last number given, last written.
         self._counters: dict[str, int] = {}
         self._counters_written: dict[str, int] = {}
 
     def defer_inserts(self) -> None:
-        """From now on ledger rows and outbox messages are written together, in one statement
-        per table, before the next statement that reads or changes that table and at commit.
+        """From now on new cases, ledger rows and outbox messages are written together, in one
+        statement per table, before the next statement that reads or changes that table and at
+        commit.
 
         Intake's batches use it: one INSERT of 200 rows instead of 200 INSERTs saves about
         0.1 ms a row on SQLite. Their ids are not known until then: `record` and `queue` return
@@ -242,6 +244,9 @@ class StoreTransaction:
 
     def flush(self) -> None:
         """Write what `defer_inserts` held back (the transaction does this before commit)."""
+        if self._pending_cases:
+            rows, self._pending_cases = self._pending_cases, []
+            self.connection.execute(self._hot.add_case, rows)
         for month, sequence in self._counters.items():
             if sequence != self._counters_written.get(month):
                 self.connection.execute(
@@ -283,11 +288,15 @@ class StoreTransaction:
         if case.number is None:
             case.number = self.allocate_case_number(month)
         case.version = 1
-        self.connection.execute(self._hot.add_case, self._case_columns(case))
+        if self._pending_ledger is not None:
+            self._pending_cases.append(self._case_columns(case))
+        else:
+            self.connection.execute(self._hot.add_case, self._case_columns(case))
         return case
 
     def save_case(self, case: Case) -> Case:
         """Write a changed case; refuses if someone else saved it since it was read."""
+        self.flush()
         if case.number is None:
             raise StoreError("a case must be added before it is saved")
         expected = case.version
@@ -308,6 +317,7 @@ class StoreTransaction:
         return case
 
     def get_case(self, number: str) -> Case:
+        self.flush()
         row = self.connection.execute(
             select(t.cases.c.record, t.cases.c.version).where(t.cases.c.number == number)
         ).first()
@@ -322,6 +332,7 @@ class StoreTransaction:
             return None
 
     def case_by_jira_key(self, key: str) -> Case | None:
+        self.flush()
         row = self.connection.execute(
             select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key == key)
         ).first()
@@ -335,6 +346,7 @@ class StoreTransaction:
         owner: str | None = None,
         limit: int | None = None,
     ) -> list[Case]:
+        self.flush()
         query = select(t.cases.c.record, t.cases.c.version).order_by(t.cases.c.id)
         if statuses is not None:
             query = query.where(t.cases.c.status.in_([s.value for s in statuses]))
@@ -348,6 +360,7 @@ class StoreTransaction:
 
     def open_case_counts(self, owners: Sequence[str]) -> dict[str, int]:
         """How many open cases each person owns (for fewest-open-cases assignment)."""
+        self.flush()
         closed = [CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value]
         rows = self.connection.execute(
             select(t.cases.c.owner, func.count())
@@ -382,6 +395,7 @@ class StoreTransaction:
 
     def email_case_numbers_without_jira_key(self) -> list[str]:
         """Email-born cases, not closed, that have no Jira issue yet: oldest first."""
+        self.flush()
         query = (
             select(t.cases.c.number)
             .where(
@@ -395,6 +409,7 @@ class StoreTransaction:
 
     def jira_cases_updated_since(self, since: datetime | None) -> list[Case]:
         """Cases tied to a Jira issue, updated at or after `since` (None: all), oldest first."""
+        self.flush()
         query = select(t.cases.c.record, t.cases.c.version).where(t.cases.c.jira_key.is_not(None))
         if since is not None:
             query = query.where(t.cases.c.updated_at >= since)

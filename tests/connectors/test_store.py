@@ -205,6 +205,10 @@ def test_deferred_inserts_are_written_at_the_next_read_of_their_table_and_at_com
         assert raw_count(tx, "ledger") == 2 and raw_count(tx, "outbox") == 1
         tx.record(ledger_entry("support/INBOX/1/3"))
         tx.queue(outbox_message("k2"), now=T0)
+        case = tx.add_case(make_case(number=None), month=MAY)
+        assert raw_count(tx, "cases") == 0
+        assert case.number is not None and tx.get_case(case.number).number == case.number
+        assert raw_count(tx, "cases") == 1
     entries = store.ledger_entries()
     assert [entry.location[-1] for entry in entries] == ["1", "2", "3"]
     assert [entry.id for entry in entries] == sorted(entry.id for entry in entries)

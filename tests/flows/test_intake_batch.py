@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event
@@ -14,7 +15,7 @@ from flows import intake
 from flows.intake import ingest_batch
 from mapping.case import Case
 from mapping.parsed_email import ParsedEmail
-from tests.flows.intake_mail import context, raw_message, report
+from tests.flows.intake_mail import NOW, context, raw_message, report
 
 
 @pytest.fixture
@@ -117,3 +118,20 @@ def test_a_clean_batch_runs_without_savepoints(store: CaseStore) -> None:
     )
     assert done.decisions == {"new_report": 3}
     assert savepoints == []
+
+
+def test_a_reply_in_the_same_batch_finds_the_case_opened_earlier_in_it(store: CaseStore) -> None:
+    """New cases are written with the batch's other rows at the end, but every read of the cases
+    sees them: a reply right behind its report is applied to that report's case."""
+    number = f"{NOW.astimezone(ZoneInfo('Asia/Shanghai')):%Y%m}-001"
+    raws = [
+        report(subject="登录失败"),
+        report(subject=f"Re: [Case {number}] 登录失败", body="今天又试了一次，还是不行。"),
+    ]
+    done = ingest_batch(
+        store, [raw_message(raw, uid) for uid, raw in enumerate(raws, 1)], context()
+    )
+    assert done.new_cases == [number]
+    assert done.decisions == {"new_report": 1, "reply": 1}
+    case = store.get_case(number)
+    assert case.process_log[-1].text.startswith("reply from zhangsan@example.cn: 今天又试了一次")
