@@ -693,14 +693,7 @@ def _fold(head: str, words: Sequence[str], *, encoded: str = "", after: Sequence
     separated by single spaces and folded (CRLF + space) wherever the next piece would make the
     line longer than 78 characters. A literal word is never split."""
     lines: list[str] = []
-    line = head
-    for word in words:
-        if len(line) + 1 + len(word) > _MAX_LINE:
-            # Even the first word: a Message-ID too long for `Message-ID:`'s line goes on the
-            # next, as the email package folds it; one longer than a line is alone on its own.
-            lines.append(line)
-            line = ""
-        line += " " + word
+    line = _fold_words(lines, head, words)
     if encoded:
         data = encoded.encode("utf-8")
         start, size = 0, len(data)
@@ -720,13 +713,22 @@ def _fold(head: str, words: Sequence[str], *, encoded: str = "", after: Sequence
             chunk = binascii.b2a_base64(data[start:end], newline=False).decode("ascii")
             line += f" =?utf-8?b?{chunk}?="
             start = end
-    for word in after:
+    lines.append(_fold_words(lines, line, after))
+    return _CRLF.join(lines) + _CRLF
+
+
+def _fold_words(lines: list[str], line: str, words: Sequence[str]) -> str:
+    """Add literal `words` to `line`, moving full lines to `lines`; returns the open line.
+
+    Even the first word moves on when it does not fit: a Message-ID too long for
+    `Message-ID:`'s line goes on the next, as the email package folds it; one longer than a line
+    is alone on its own."""
+    for word in words:
         if len(line) + 1 + len(word) > _MAX_LINE:
             lines.append(line)
             line = ""
         line += " " + word
-    lines.append(line)
-    return _CRLF.join(lines) + _CRLF
+    return line
 
 
 @lru_cache(maxsize=16)

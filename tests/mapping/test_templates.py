@@ -186,24 +186,19 @@ def test_a_template_that_fails_or_has_no_subject_is_a_compose_error(tmp_path: Pa
     )
     (root / "en" / "escalation.txt.j2").write_text("no subject block", encoding="utf-8")
     templates = MailTemplates(root)
-    with pytest.raises(ComposeError, match=r"failed to render: 'no_such_value' is undefined"):
-        compose(
-            "progress",
-            full_case("en"),
-            recipients=["a@example.cn"],
-            identity=IDENTITY,
-            now=NOW,
-            templates=templates,
-        )
-    with pytest.raises(ComposeError, match=r"escalation\.txt\.j2 has no \{% block subject %\}"):
-        compose(
-            "escalation",
-            full_case("en"),
-            recipients=["a@example.cn"],
-            identity=IDENTITY,
-            now=NOW,
-            templates=templates,
-        )
+    for kind, error in [
+        ("progress", r"failed to render: 'no_such_value' is undefined"),
+        ("escalation", r"escalation\.txt\.j2 has no \{% block subject %\}"),
+    ]:
+        with pytest.raises(ComposeError, match=error):
+            compose(
+                kind,
+                full_case("en"),
+                recipients=["a@example.cn"],
+                identity=IDENTITY,
+                now=NOW,
+                templates=templates,
+            )
 
 
 def test_rendering_twice_gives_the_same_mail() -> None:
