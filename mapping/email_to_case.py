@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from mapping.case import Case, CaseSource, Language, LogKind, Person, SourceKind
 from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
-from mapping.parsed_email import ParsedEmail
+from mapping.parsed_email import MAX_SUBJECT, ParsedEmail, one_line, report_words
 
 __all__ = ["case_from_email", "reported_at"]
 
-MAX_SUBJECT = 200
 #: A Date header this far after the server's arrival time (or now) is a wrong sender clock.
 MAX_CLOCK_SKEW = timedelta(days=1)
-_FORWARD = re.compile(r"^\s*(?:fwd?|转发|轉寄|转寄)\s*[:：]", re.IGNORECASE)
 
 
 def reported_at(parsed: ParsedEmail, received_at: datetime | None, now: datetime) -> datetime:
@@ -29,9 +26,7 @@ def reported_at(parsed: ParsedEmail, received_at: datetime | None, now: datetime
 
 def description_of(parsed: ParsedEmail) -> str:
     """The report's words: the visible reply, or the whole text of a forwarded mail."""
-    if _FORWARD.match(parsed.subject) or not parsed.reply_text.strip():
-        return parsed.text.strip()
-    return parsed.reply_text.strip()
+    return report_words(parsed.subject, parsed.text, parsed.reply_text)
 
 
 def case_from_email(
@@ -41,7 +36,7 @@ def case_from_email(
     if not parsed.from_address:
         raise MessageParseError("the message has no From address, so nobody could be answered")
     description = description_of(parsed)
-    subject = " ".join(parsed.subject.split())[:MAX_SUBJECT]
+    subject = one_line(parsed.subject)[:MAX_SUBJECT]
     if not description and not subject:
         raise MessageParseError("the message has neither a subject nor a body")
     reported = reported_at(parsed, received_at, now)
@@ -49,7 +44,9 @@ def case_from_email(
         subject=subject or description.splitlines()[0][:MAX_SUBJECT],
         submitter=Person(name=parsed.from_name.strip(), email=parsed.from_address),
         description=description or subject,
-        environment=environment_from_text(f"{subject}\n{description}"),
+        environment=parsed.environment
+        if parsed.environment is not None
+        else environment_from_text(f"{subject}\n{description}"),
         language=Language(parsed.language),
         source=CaseSource(kind=SourceKind.EMAIL, mailbox=mailbox, message_id=parsed.message_id),
         attachments=[attachment.info for attachment in parsed.attachments],

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import AttachmentInfo
+from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
 from mapping.mail_decoding import decode_bytes, decode_header_value, html_to_text
 from mapping.reply_text import visible_reply
@@ -103,6 +104,11 @@ class ParsedEmail(BaseModel):
     language: str = "zh"
     problems: list[str] = Field(
         default_factory=list, description="Parts that could not be decoded cleanly, and why."
+    )
+    environment: dict[str, str] | None = Field(
+        default=None,
+        description="Browser, OS, version, device named in the subject and the report's words "
+        "(`report_words`); None where not read (a ParsedEmail made by hand).",
     )
 
     def header(self, name: str) -> str | None:
@@ -461,6 +467,10 @@ def parse_email(raw: bytes) -> ParsedEmail:
     text = text.replace("\r\n", "\n").replace("\x00", "")
     reply = visible_reply(text)
     subject = first("subject") or ""
+    # Read here, in the parse worker when there is one, not by intake's own process.
+    environment = environment_from_text(
+        f"{one_line(subject)[:MAX_SUBJECT]}\n{report_words(subject, text, reply)}"
+    )
     return ParsedEmail(
         message_id=next(iter(_ids(first("message-id"))), None),
         in_reply_to=_ids(first("in-reply-to")),
@@ -480,7 +490,25 @@ def parse_email(raw: bytes) -> ParsedEmail:
         attached_message_ids=collector.attached_ids,
         language=guess_language(subject + "\n" + (reply or text)),
         problems=problems,
+        environment=environment,
     )
+
+
+#: A case's subject is at most this long (longer ones are cut).
+MAX_SUBJECT = 200
+_FORWARD = re.compile(r"^\s*(?:fwd?|转发|轉寄|转寄)\s*[:：]", re.IGNORECASE)
+
+
+def one_line(text: str) -> str:
+    """White space runs (line breaks included) as single spaces, trimmed."""
+    return " ".join(text.split())
+
+
+def report_words(subject: str, text: str, reply_text: str) -> str:
+    """A report's words: the visible reply, or the whole text of a forwarded mail."""
+    if _FORWARD.match(subject) or not reply_text.strip():
+        return text.strip()
+    return reply_text.strip()
 
 
 def _raw_header(message: Message, name: str) -> str | None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
 import pytest
 
+from mapping.email_to_case import case_from_email
 from mapping.environment import environment_from_text
+from mapping.parsed_email import ParsedEmail, parse_email
 
 
 @pytest.mark.parametrize(
@@ -36,3 +41,26 @@ from mapping.environment import environment_from_text
 )
 def test_environment_from_text(text: str, expected: dict[str, str]) -> None:
     assert environment_from_text(text) == expected
+
+
+def test_parsing_reads_the_environment_the_case_gets() -> None:
+    """Read with the parse (in the parse worker when there is one); a ParsedEmail made by hand
+    gets it read when its case is made."""
+    message = EmailMessage()
+    message["From"] = "张三 <zhangsan@example.cn>"
+    message["Subject"] = "Fwd: 登录失败 (Windows 10)"
+    message.set_content("使用Chrome浏览器，系统版本V2.1\n\n-- \n张三")
+    parsed = parse_email(message.as_bytes())
+    expected = {"browser": "Chrome", "os": "Windows 10", "version": "V2.1"}
+    assert parsed.environment == expected
+    now = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
+    assert case_from_email(parsed, mailbox="support", now=now).environment == expected
+    by_hand = ParsedEmail(
+        message_id=None,
+        subject="登录失败 Windows 10",
+        from_address="a@example.cn",
+        text="使用Chrome浏览器，系统版本V2.1",
+        reply_text="使用Chrome浏览器，系统版本V2.1",
+    )
+    assert by_hand.environment is None
+    assert case_from_email(by_hand, mailbox="support", now=now).environment == expected
