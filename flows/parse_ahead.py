@@ -21,10 +21,12 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from types import TracebackType
@@ -40,6 +42,35 @@ logger = logging.getLogger(__name__)
 #: Batches fetched and handed to workers ahead of the one being written: enough to keep a
 #: worker busy while this process writes, few enough that memory stays flat (2 x batch size).
 LOOKAHEAD = 2
+
+
+@contextmanager
+def _parent_main_hidden() -> Iterator[None]:
+    """Workers started meanwhile do not import this process's `__main__`.
+
+    A `forkserver` (or `spawn`) child first runs its parent's main module (as `__mp_main__`),
+    so that functions defined there can be unpickled: here that is the `casedesk` script, which
+    imports the whole CLI with Prefect, or a benchmark, ~50-100 MB in every worker for nothing
+    (workers run `parse_in_worker` only, from this module). multiprocessing finds that module
+    through `__main__.__spec__` and `__main__.__file__`; both are hidden while a worker starts
+    (it starts inside `submit`, in this thread) and put back at once.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {name: main.__dict__.get(name, missing) for name in ("__spec__", "__file__")}
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                main.__dict__.pop(name, None)
+            else:
+                main.__dict__[name] = value
 
 
 def default_workers() -> int:
@@ -157,9 +188,10 @@ class ParseAhead:
         if pool is None:
             return None
         try:
-            return pool.submit(
-                parse_in_worker, [message.raw for message in batch], self.max_message_bytes
-            )
+            with _parent_main_hidden():  # a worker may start here
+                return pool.submit(
+                    parse_in_worker, [message.raw for message in batch], self.max_message_bytes
+                )
         except (BrokenProcessPool, RuntimeError) as error:
             self._give_up(error)
             return None

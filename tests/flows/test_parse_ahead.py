@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,12 +120,24 @@ def test_a_dead_worker_means_parsing_in_process_not_losing_mail(
     assert len(store.list_cases()) == 12
 
 
-def test_a_worker_does_not_load_the_database_layer() -> None:
-    """The worker imports the parser, not SQLAlchemy: ~30 MB less in every worker. (Asked with
-    a builtin: a function of this module would import this module, and the store, there.)"""
+def test_a_worker_loads_neither_the_database_layer_nor_the_parents_main(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forkserver child runs its parent's main module first (the `casedesk` script imports
+    the CLI and Prefect): hidden while the worker starts, it never does. (Asked with a builtin:
+    a function of this module would import this module, and the store, there.)"""
+    script = tmp_path / "heavy_main.py"
+    script.write_text("import sqlalchemy\n", encoding="utf-8")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    fake_main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
     with ParseAhead(MAX_BYTES, workers=1) as ahead:
-        pool = ahead._start()
+        future = ahead._submit(batches(1)[0])  # the worker starts here
+        assert future is not None and len(future.result()) == 3
+        pool = ahead._pool
         assert pool is not None
         question = "'{}' in __import__('sys').modules"
         assert pool.submit(eval, question.format("mapping.parsed_email")).result() is True
         assert pool.submit(eval, question.format("sqlalchemy")).result() is False
+    assert fake_main.__file__ == str(script) and fake_main.__spec__ is None
