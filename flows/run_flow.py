@@ -6,7 +6,7 @@ UI what a run did (new cases, decisions, quarantined mail, mail sent) without re
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
@@ -15,6 +15,7 @@ from flows.intake import IntakeReport
 from flows.intake_flow import intake_flow
 from flows.jira_flow import JiraReport, jira_flow
 from flows.outbox_flow import outbox_flow
+from mapping.outgoing_mail import reload_templates_if_changed
 
 __all__ = ["RunReport", "run_flow", "summary_markdown"]
 
@@ -63,6 +64,8 @@ def summary_markdown(report: RunReport) -> str:
 @flow(name="casedesk-run")
 def run_flow(config: str | None = None) -> RunReport:
     """Intake from every mailbox, sync Jira when enabled, then send what they queued."""
+    if reload_templates_if_changed():  # an edit takes effect at the next run, like the rules
+        get_run_logger().info("mail templates changed since the last run: read again")
     intake = intake_flow(config)
     jira, jira_error = _jira(config)
     outbox = outbox_flow(config)

@@ -315,8 +315,8 @@ def _environment(root: Path, timezone: str) -> Environment:
     environment = _MailEnvironment(
         loader=FileSystemLoader(root),
         undefined=StrictUndefined,
-        # Templates are read once per process: no stat() of every file (extends, imports) on
-        # every render to see whether it changed. Editing a template needs a restart.
+        # Templates are read once: no stat() of every file (extends, imports) on every render
+        # to see whether it changed; `reload_templates_if_changed` looks once per run.
         auto_reload=False,
         # A plain dict, never cleaned (a few dozen files): the default LRU cache takes a lock
         # and reorders a deque on each of the ~9 lookups (extends, imports) of every mail.
@@ -429,6 +429,28 @@ def _templates_for_zone(timezone: str) -> MailTemplates:
 
 def _default_templates(identity: SenderIdentity) -> MailTemplates:
     return _templates_for_zone(identity.timezone)
+
+
+_templates_stamp: tuple[int, int] | None = None
+
+
+def reload_templates_if_changed(root: Path = EMAIL_TEMPLATES_DIR) -> bool:
+    """Forget the compiled default templates when a file under `root` was edited, added or
+    removed since they were read; True when they were forgotten.
+
+    Templates are compiled once per process (see `_environment`); a long-running `casedesk
+    serve` calls this at the start of every run, so that an edited template, like an edited
+    rules file, takes effect at the next run without a restart. One stat() per file.
+    """
+    global _templates_stamp
+    files = [path for path in root.rglob("*") if path.is_file()]
+    stamp = (len(files), max((path.stat().st_mtime_ns for path in files), default=0))
+    changed = _templates_stamp is not None and stamp != _templates_stamp
+    _templates_stamp = stamp
+    if changed:
+        _templates_for_zone.cache_clear()
+        _environment.cache_clear()
+    return changed
 
 
 def _masked_case(case: Case) -> Case:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mapping import outgoing_mail
 from mapping.case import Case
 from mapping.outgoing_mail import (
     DIGEST_KINDS,
@@ -214,3 +217,38 @@ def test_rendering_twice_gives_the_same_mail() -> None:
         for kind, case in zip(CASE_KINDS, [full_case(language)] * len(CASE_KINDS), strict=True)
     ]
     assert [parts(mail)[1:] for mail in first] == [parts(mail)[1:] for mail in again]
+
+
+def test_an_edited_default_template_is_read_again_at_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `casedesk serve` calls at the start of each run: nothing changed, nothing dropped;
+    an edit (or a new file) drops the compiled templates, so the next mail uses the new text."""
+    root = tmp_path / "email"
+    shutil.copytree(EMAIL_TEMPLATES_DIR, root)
+    monkeypatch.setattr(outgoing_mail, "EMAIL_TEMPLATES_DIR", root)
+    monkeypatch.setattr(outgoing_mail, "_templates_stamp", None)
+
+    def subject_now() -> str:
+        mail = compose(
+            "confirmation", full_case("en"), recipients=["a@example.cn"], identity=IDENTITY, now=NOW
+        )
+        return mail.subject
+
+    outgoing_mail._templates_for_zone.cache_clear()
+    try:
+        assert outgoing_mail.reload_templates_if_changed(root) is False  # the first look
+        assert "EDITED" not in subject_now()
+        assert outgoing_mail.reload_templates_if_changed(root) is False  # nothing changed
+        template = root / "en" / "confirmation.txt.j2"
+        text = template.read_text(encoding="utf-8")
+        edited = text.replace("{% block subject %}", "{% block subject %}EDITED ")
+        template.write_text(edited, encoding="utf-8")
+        later = time.time_ns() + 10**9
+        os.utime(template, ns=(later, later))
+        assert "EDITED" not in subject_now()  # compiled once: not looked at on every mail
+        assert outgoing_mail.reload_templates_if_changed(root) is True
+        assert "EDITED" in subject_now()
+    finally:
+        outgoing_mail._templates_for_zone.cache_clear()
+        outgoing_mail._environment.cache_clear()
