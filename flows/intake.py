@@ -210,7 +210,7 @@ def _ingest_batch(
             [item.parsed.from_address for item in items if item.parsed and item.parsed.from_address]
         )
         if not guarded:
-            tx.defer_inserts()  # ledger and outbox rows in one INSERT each (no savepoints here)
+            tx.defer_inserts()  # new cases, ledger and outbox rows: one INSERT each at the end
         for item in items:
             ingest_one_safely(
                 tx, item.message, context, report, prepared=item, earlier=earlier, guarded=guarded
