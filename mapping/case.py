@@ -19,6 +19,7 @@ from mapping.errors import IllegalTransition
 
 __all__ = [
     "CASE_NUMBER_PATTERN",
+    "MAX_SUBJECT",
     "AttachmentInfo",
     "Case",
     "CaseSource",
@@ -33,6 +34,7 @@ __all__ = [
     "ProblemType",
     "SourceKind",
     "format_case_number",
+    "subject_line",
     "utc_datetime",
 ]
 
@@ -376,6 +378,16 @@ class Case(BaseModel):
             "submitter": self.submitter.masked,
             "subject": self.subject,
         }
+
+
+#: A case's subject is at most this long (longer ones are cut).
+MAX_SUBJECT = 200
+
+
+def subject_line(text: str) -> str:
+    """A case's subject from a mail's subject or an issue's summary: one line (white space runs,
+    line breaks included, as single spaces), at most MAX_SUBJECT characters."""
+    return " ".join(text.split())[:MAX_SUBJECT]
 
 
 def format_case_number(month: date, sequence: int) -> str:

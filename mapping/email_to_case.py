@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from mapping.case import Case, CaseSource, Language, LogKind, Person, SourceKind
+from mapping.case import (
+    MAX_SUBJECT,
+    Case,
+    CaseSource,
+    Language,
+    LogKind,
+    Person,
+    SourceKind,
+    subject_line,
+)
 from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
-from mapping.parsed_email import MAX_SUBJECT, ParsedEmail, one_line, report_words
+from mapping.parsed_email import ParsedEmail, report_words
 
 __all__ = ["case_from_email", "reported_at"]
 
@@ -36,7 +45,7 @@ def case_from_email(
     if not parsed.from_address:
         raise MessageParseError("the message has no From address, so nobody could be answered")
     description = description_of(parsed)
-    subject = one_line(parsed.subject)[:MAX_SUBJECT]
+    subject = subject_line(parsed.subject)
     if not description and not subject:
         raise MessageParseError("the message has neither a subject nor a body")
     reported = reported_at(parsed, received_at, now)

@@ -42,6 +42,7 @@ from mapping.case import (
     Priority,
     ProblemType,
     SourceKind,
+    subject_line,
 )
 from mapping.environment import environment_from_text
 from mapping.errors import CasedeskError
@@ -72,7 +73,6 @@ __all__ = [
 
 #: Who the process log says made a change that came from Jira (when no person is known).
 JIRA_ACTOR = "jira"
-MAX_SUBJECT = 200
 Markup = Literal["wiki", "plain"]
 
 
@@ -502,7 +502,7 @@ def created_issue_snapshot(
     )
     return JiraSnapshot(
         key=key,
-        subject=" ".join(summary.split())[:MAX_SUBJECT],
+        subject=subject_line(summary),
         description=description.strip(),
         priority_name=priority_name,
         priority=mapping.priority_for(priority_name),
@@ -552,7 +552,7 @@ def map_issue(
     )
     snapshot = JiraSnapshot(
         key=issue.key,
-        subject=" ".join(issue.summary.split())[:MAX_SUBJECT],
+        subject=subject_line(issue.summary),
         description=rich_text(issue.description_text, markup),
         status_name=issue.status,
         status=status,

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mapping.case import AttachmentInfo
+from mapping.case import AttachmentInfo, subject_line
 from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
 from mapping.mail_decoding import decode_bytes, decode_header_value, html_to_text
@@ -469,7 +469,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     subject = first("subject") or ""
     # Read here, in the parse worker when there is one, not by intake's own process.
     environment = environment_from_text(
-        f"{one_line(subject)[:MAX_SUBJECT]}\n{report_words(subject, text, reply)}"
+        f"{subject_line(subject)}\n{report_words(subject, text, reply)}"
     )
     return ParsedEmail(
         message_id=next(iter(_ids(first("message-id"))), None),
@@ -494,14 +494,7 @@ def parse_email(raw: bytes) -> ParsedEmail:
     )
 
 
-#: A case's subject is at most this long (longer ones are cut).
-MAX_SUBJECT = 200
 _FORWARD = re.compile(r"^\s*(?:fwd?|转发|轉寄|转寄)\s*[:：]", re.IGNORECASE)
-
-
-def one_line(text: str) -> str:
-    """White space runs (line breaks included) as single spaces, trimmed."""
-    return " ".join(text.split())
 
 
 def report_words(subject: str, text: str, reply_text: str) -> str:
