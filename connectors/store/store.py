@@ -221,10 +221,11 @@ class StoreTransaction:
         #: Suppressed-or-not answers for a batch's addresses (see `prefetch_suppressed`).
         self._suppressed: dict[str, str | None] | None = None
         self._listening = False
-        #: Ledger rows and outbox messages not yet written (see `defer_inserts`); None: off.
-        self._pending_ledger: list[dict[str, Any]] | None = None
-        self._pending_outbox: list[dict[str, Any]] = []
+        #: While on (`defer_inserts`), new cases, ledger rows and outbox messages wait here.
+        self._deferring = False
         self._pending_cases: list[dict[str, Any]] = []
+        self._pending_ledger: list[dict[str, Any]] = []
+        self._pending_outbox: list[dict[str, Any]] = []
         #: Case counters while inserts are deferred: month -> last number given, last written.
         self._counters: dict[str, int] = {}
         self._counters_written: dict[str, int] = {}
@@ -239,8 +240,7 @@ class StoreTransaction:
         None. Case numbers are counted in memory too (`allocate_case_number`). Not for a
         transaction that rolls back savepoints: a row deferred inside one would outlive it.
         """
-        if self._pending_ledger is None:
-            self._pending_ledger = []
+        self._deferring = True
 
     def flush(self) -> None:
         """Write what `defer_inserts` held back (the transaction does this before commit)."""
@@ -271,15 +271,16 @@ class StoreTransaction:
         until commit, so no one else can number in between); the next ones are counted here
         and the last is written at `flush`."""
         key = f"{month.year:04d}{month.month:02d}"
-        counted = self._counters.get(key) if self._pending_ledger is not None else None
+        counted = self._counters.get(key) if self._deferring else None
         if counted is not None:
             sequence = counted + 1
         else:
             sequence = self.connection.execute(
                 self._hot.next_case_number, {"month": key}
             ).scalar_one()
-            self._counters_written[key] = sequence
-        if self._pending_ledger is not None:
+            if self._deferring:
+                self._counters_written[key] = sequence
+        if self._deferring:
             self._counters[key] = sequence
         return format_case_number(month, sequence)
 
@@ -288,7 +289,7 @@ class StoreTransaction:
         if case.number is None:
             case.number = self.allocate_case_number(month)
         case.version = 1
-        if self._pending_ledger is not None:
+        if self._deferring:
             self._pending_cases.append(self._case_columns(case))
         else:
             self.connection.execute(self._hot.add_case, self._case_columns(case))
@@ -455,7 +456,7 @@ class StoreTransaction:
 
         Returns its id, or None while inserts are deferred (`defer_inserts`)."""
         values = entry.model_dump(exclude={"id"})
-        if self._pending_ledger is not None:
+        if self._deferring:
             self._pending_ledger.append(values)
             return None
         result = self.connection.execute(self._hot.record, values)
@@ -547,7 +548,7 @@ class StoreTransaction:
             "next_attempt_at": at,
             "created_at": at,
         }
-        if self._pending_ledger is not None:
+        if self._deferring:
             self._pending_outbox.append(row)
             return None
         self.flush()
