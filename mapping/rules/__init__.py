@@ -11,6 +11,7 @@ The file format and the precedence are in docs/rules.md and in `mapping.rules.en
 from mapping.rules.apply import Routing, apply_outcome
 from mapping.rules.assignment import AssignmentState, PreviewState, resolve, round_robin_key
 from mapping.rules.calendar import due_time
+from mapping.rules.conditions import Prematched
 from mapping.rules.engine import Decision, RuleEngine, RuleMatch, RuleOutcome, Verdict
 from mapping.rules.facts import ManualTriage, ReportFacts, facts_from_case, facts_from_email
 from mapping.rules.loader import DEFAULT_RULES_PATH, load_rules, parse_rules
@@ -22,6 +23,7 @@ __all__ = [
     "AssignmentState",
     "Decision",
     "ManualTriage",
+    "Prematched",
     "PreviewState",
     "ReportFacts",
     "Routing",

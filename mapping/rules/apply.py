@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 
 from mapping.case import Case, CaseStatus, LogEntry, LogKind
 from mapping.rules.assignment import AssignmentState, resolve
@@ -17,13 +18,13 @@ __all__ = ["ACTOR", "Routing", "apply_outcome"]
 ACTOR = "rules"
 
 
-class Routing(BaseModel):
-    """What applying an outcome did to the case, for notices and reports."""
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What applying an outcome did to the case, for notices and reports (a plain record: it is
+    made for every report from the case's validated fields)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    owner: str | None = None
-    collaborators: list[str] = Field(default_factory=list)
+    owner: str | None
+    collaborators: list[str]
     status: CaseStatus
     needs_triage: bool
 

@@ -2,43 +2,51 @@
 
 Compiled once per run. A report is prepared once for every rule: its text normalized and
 searched for all the rules' keywords in one pass per field (`matcher.KeywordIndex`), its sender
-case-folded, its local time, and where (if anywhere) any rule's regular expression can first
-match. Each rule has a *trigger*, one of its conditions that needs one of a few keys to be in
-the report (a keyword, the sender's address or domain, or, for a rule with none of those, a
-match of the regular expressions' gate); only rules whose trigger occurs, and rules without a
-trigger, are checked, condition by condition, cheap ones first.
+case-folded, and where (if anywhere) any rule's regular expression can first match. Each rule
+has a *trigger*, one of its conditions that needs one of a few keys to be in the report (a
+keyword, the sender's address or domain, or, for a rule with none of those, a match of the
+regular expressions' gate); only rules whose trigger occurs, and rules without a trigger, are
+checked, condition by condition, cheap ones first.
+
+Matching is done in two steps, so that the first can run where the mail is parsed:
+`prematch(content)` checks every condition on the report's content (all but the weekday and
+the hour), and `finish(prematched, received_at)` checks the time conditions of the rules that
+have any. `matching(facts)` does both. A `Conditions` pickles as its rules (a parse worker
+compiles them again) and carries a token, so that what a worker prematched is only used by the
+engine of the same rules (`Prematched.token`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from mapping.rules.facts import ReportFacts
+from mapping.parsed_email import ParsedEmail
+from mapping.rules.facts import ReportContent, ReportFacts, content_of, email_content
 from mapping.rules.matcher import KeywordIndex, fold, normalize
 from mapping.rules.model import Rule
 
-__all__ = ["Conditions"]
+__all__ = ["Conditions", "Evidence", "Prematched"]
 
 
 @dataclass(slots=True)
 class _Report:
     """A report prepared once for every rule (not frozen: that makes building it 3x slower)."""
 
-    facts: ReportFacts
+    content: ReportContent
     #: `_UNREAD` when no rule has `subject_keywords`, the only check that reads it.
     subject_hits: AbstractSet[str]
     hits: set[str]
     sender: str
     domain: str
-    #: The received time in the team's zone; None when no rule has `weekdays` or `hours`.
-    local: datetime | None
     #: Where a rule's regex can first match in the subject and the body; None: nowhere (or no
     #: rule has a regex).
     subject_from: int | None
@@ -51,6 +59,16 @@ _UNREAD: frozenset[str] = frozenset()
 #: Evidence when the condition holds (what in the report made it hold), None when it does not.
 Evidence = tuple[str, ...]
 Check = Callable[[_Report], Evidence | None]
+#: A time condition's check, given the received time in the team's zone.
+TimeCheck = Callable[[datetime], Evidence | None]
+
+
+class Prematched(NamedTuple):
+    """The rules whose content conditions hold for a report, with what matched, in file
+    order; made by the `Conditions` with this `token` (see `Conditions.finish`)."""
+
+    token: str
+    matches: tuple[tuple[int, Evidence], ...]
 
 
 def _quote(items: Sequence[str]) -> tuple[str, ...]:
@@ -92,7 +110,7 @@ def _regex(patterns: list[str], *, subject_only: bool) -> Check:
     compiled = [re.compile(pattern, re.IGNORECASE) for pattern in patterns]
 
     def check(report: _Report) -> Evidence | None:
-        subject, body = report.facts.subject, report.facts.body
+        subject, body = report.content.subject, report.content.body
         texts = [(subject, report.subject_from)]
         if not subject_only:
             texts.append((body, report.body_from))
@@ -131,11 +149,11 @@ def _sender(values: list[str]) -> Check:
     return check
 
 
-def _one_of(label: str, values: list[str], read: Callable[[ReportFacts], list[str]]) -> Check:
+def _one_of(label: str, values: list[str], read: Callable[[ReportContent], Sequence[str]]) -> Check:
     wanted = {value.casefold() for value in values}
 
     def check(report: _Report) -> Evidence | None:
-        found = [value for value in read(report.facts) if value.casefold() in wanted]
+        found = [value for value in read(report.content) if value.casefold() in wanted]
         return (f"{label} '{found[0]}'",) if found else None
 
     return check
@@ -143,7 +161,7 @@ def _one_of(label: str, values: list[str], read: Callable[[ReportFacts], list[st
 
 def _attachments(patterns: list[str]) -> Check:
     def check(report: _Report) -> Evidence | None:
-        for kind in report.facts.attachment_types:
+        for kind in report.content.attachment_types:
             if any(fnmatch.fnmatchcase(kind, pattern) for pattern in patterns):
                 return (f"attachment '{kind}'",)
         return None
@@ -151,20 +169,16 @@ def _attachments(patterns: list[str]) -> Check:
     return check
 
 
-def _weekday(indexes: set[int]) -> Check:
-    def check(report: _Report) -> Evidence | None:
-        local = report.local
-        assert local is not None  # prepared when any rule has weekdays
+def _weekday(indexes: set[int]) -> TimeCheck:
+    def check(local: datetime) -> Evidence | None:
         day = local.weekday()
         return (f"weekday {local.strftime('%a').lower()}",) if day in indexes else None
 
     return check
 
 
-def _hours(rule: Rule) -> Check:
-    def check(report: _Report) -> Evidence | None:
-        local = report.local
-        assert local is not None  # prepared when any rule has hours
+def _hours(rule: Rule) -> TimeCheck:
+    def check(local: datetime) -> Evidence | None:
         hour = local.hour
         held = any(hour_range.contains(hour) for hour_range in rule.when.hours)
         return (f"hour {hour:02d}",) if held else None
@@ -172,14 +186,15 @@ def _hours(rule: Rule) -> Check:
     return check
 
 
-def _optional(value: str | None) -> list[str]:
+def _optional(value: str | None) -> Sequence[str]:
     return [value] if value else []
 
 
 def _checks(rule: Rule) -> tuple[Check, ...]:
-    """The rule's conditions as checks, cheap ones first; only the conditions it gives.
+    """The rule's content conditions as checks, cheap ones first; only the conditions it gives.
 
-    The order is also the order of the evidence in the log ("matched 'a' and 'b'").
+    The order is also the order of the evidence in the log ("matched 'a' and 'b'"); the time
+    conditions' evidence comes after it (`_time_checks`).
     """
     when = rule.when
     norm = [normalize(k) for k in when.keywords]
@@ -208,8 +223,6 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
                 "Jira priority", when.jira_priority, lambda f: _optional(f.jira_priority)
             ),
         ),
-        (bool(when.weekdays), lambda: _weekday({day.number for day in when.weekdays})),
-        (bool(when.hours), lambda: _hours(rule)),
         (bool(when.attachment_types), lambda: _attachments(when.attachment_types)),
         (bool(when.not_keywords), lambda: _no_keyword([normalize(k) for k in when.not_keywords])),
         (bool(when.all_keywords), lambda: _all_keywords([normalize(k) for k in when.all_keywords])),
@@ -222,6 +235,17 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
         (bool(when.subject_regex), lambda: _regex(when.subject_regex, subject_only=True)),
     ]
     return tuple(make() for present, make in table if present) or (_holds,)
+
+
+def _time_checks(rule: Rule) -> tuple[TimeCheck, ...]:
+    """The rule's weekday and hour conditions, checked when the time of intake is known."""
+    when = rule.when
+    checks: list[TimeCheck] = []
+    if when.weekdays:
+        checks.append(_weekday({day.number for day in when.weekdays}))
+    if when.hours:
+        checks.append(_hours(rule))
+    return tuple(checks)
 
 
 def _holds(report: _Report) -> Evidence:
@@ -286,12 +310,18 @@ def _first_possible(gate: re.Pattern[str] | None, text: str) -> int | None:
 class Conditions:
     """The conditions of an ordered list of rules, compiled; `matching(facts)` is pure."""
 
-    def __init__(self, rules: Sequence[Rule], zone: ZoneInfo) -> None:
+    def __init__(self, rules: Sequence[Rule], zone: ZoneInfo, *, token: str | None = None) -> None:
+        self.rules = list(rules)
         self.zone = zone
+        #: Names this compilation: what it prematched is only finished by the same rules.
+        self.token = token or uuid.uuid4().hex
         checks = [_checks(rule) for rule in rules]
         #: Each rule's first check, and its others (most rules have one).
         self._first_checks = [first for first, *_ in checks]
         self._more_checks = [more for _, *more in checks]
+        #: Each rule's time checks (most rules have none).
+        self._time_checks = [_time_checks(rule) for rule in rules]
+        self._timed = any(self._time_checks)
         self._by_keyword: dict[str, tuple[int, ...]] = {}
         self._by_sender: dict[str, tuple[int, ...]] = {}
         by_regex: list[int] = []  # rules only a regex can trigger: when the gate matched
@@ -321,15 +351,17 @@ class Conditions:
         #: Whether any rule has a regex; without one, no report needs the gate's pass.
         self._regexes = bool(patterns)
         self._gate = _gate(patterns)
-        #: Whether any rule looks at the received time in the team's zone.
-        self._local = any(rule.when.weekdays or rule.when.hours for rule in rules)
 
-    def _prepare(self, facts: ReportFacts) -> _Report:
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its rules, zone and token: a parse worker compiles them again."""
+        return (_compiled, (self.rules, self.zone, self.token))
+
+    def _prepare(self, content: ReportContent) -> _Report:
         if self._index.spaced:
-            subject, body = normalize(facts.subject), normalize(facts.body)
+            subject, body = normalize(content.subject), normalize(content.body)
         else:
             # Enough for the index, at about half the cost (see `KeywordIndex.find`).
-            subject, body = fold(facts.subject), fold(facts.body)
+            subject, body = fold(content.subject), fold(content.body)
         subject_hits: AbstractSet[str]
         if self._subject_keywords:
             subject_hits, hits = self._index.find_in(subject, body)
@@ -338,26 +370,29 @@ class Conditions:
             # both texts instead of two (the keyword search: 20.4 -> 18.4 us standalone).
             hits = self._index.find(f"{subject}\n{body}" if body else subject)
             subject_hits = _UNREAD
-        sender = (facts.sender or "").casefold()
+        sender = (content.sender or "").casefold()
         subject_from = body_from = None
         if self._regexes:
             gate = self._gate
-            subject_from = _first_possible(gate, facts.subject)
-            body_from = _first_possible(gate, facts.body)
+            subject_from = _first_possible(gate, content.subject)
+            body_from = _first_possible(gate, content.body)
         return _Report(
-            facts=facts,
+            content=content,
             subject_hits=subject_hits,
             hits=hits,
             sender=sender,
             domain=sender.rpartition("@")[2],
-            local=facts.received_at.astimezone(self.zone) if self._local else None,
             subject_from=subject_from,
             body_from=body_from,
         )
 
     def matching(self, facts: ReportFacts) -> list[tuple[int, Evidence]]:
         """(position, evidence) of every rule whose conditions hold, in the rules' order."""
-        report = self._prepare(facts)
+        return self.finish(self.prematch(content_of(facts)), facts.received_at)
+
+    def prematch(self, content: ReportContent) -> Prematched:
+        """The rules whose content conditions hold (all but weekday and hour), in order."""
+        report = self._prepare(content)
         # Runs for every report: local names, the tables read in C (map, filter, update).
         candidates = set(self._always)
         candidates.update(*filter(None, map(self._by_keyword.get, report.hits)))
@@ -379,4 +414,33 @@ class Conditions:
                 evidence += more
             else:
                 found.append((position, evidence))
+        return Prematched(self.token, tuple(found))
+
+    def prematch_email(self, parsed: ParsedEmail, mailbox: str) -> Prematched:
+        """`prematch` a new email report of `mailbox`, straight from its parse."""
+        return self.prematch(email_content(parsed, mailbox))
+
+    def finish(self, prematched: Prematched, received_at: datetime) -> list[tuple[int, Evidence]]:
+        """Of the prematched rules, those whose time conditions hold too (evidence added).
+
+        ValueError if `prematched` was made by other rules (another token)."""
+        if prematched.token != self.token:
+            raise ValueError("prematched by another rule set; match the facts again")
+        if not self._timed:
+            return list(prematched.matches)
+        local = received_at.astimezone(self.zone)
+        time_checks = self._time_checks
+        found: list[tuple[int, Evidence]] = []
+        for position, evidence in prematched.matches:
+            for check in time_checks[position]:
+                more = check(local)
+                if more is None:
+                    break
+                evidence += more
+            else:
+                found.append((position, evidence))
         return found
+
+
+def _compiled(rules: list[Rule], zone: ZoneInfo, token: str) -> Conditions:
+    return Conditions(rules, zone, token=token)

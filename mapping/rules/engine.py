@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import Priority, ProblemType
 from mapping.rules.calendar import due_time
-from mapping.rules.conditions import Conditions
-from mapping.rules.facts import ReportFacts
+from mapping.rules.conditions import Conditions, Evidence, Prematched
+from mapping.rules.facts import ManualTriage, ReportFacts
 from mapping.rules.model import AssignSpec, Rule, RuleSet
 
 __all__ = [
@@ -340,14 +340,32 @@ class RuleEngine:
         hit = hits[key] = _Hit.of(self._thens[key[0]], key[1])
         return hit
 
-    def decide(self, facts: ReportFacts) -> Verdict:
-        """`evaluate` in plain values, for intake (see `Verdict`).
+    @property
+    def conditions(self) -> Conditions:
+        """The compiled conditions: `prematch` a report's content where it is parsed (it
+        pickles as its rules, for a parse worker), then `decide_prematched` here."""
+        return self._conditions
 
-        The precedence of the module docstring, applied rule by rule in file order. This runs
+    def decide(self, facts: ReportFacts) -> Verdict:
+        """`evaluate` in plain values, for intake (see `Verdict`)."""
+        return self._decide(self._conditions.matching(facts), facts.received_at, facts.manual)
+
+    def decide_prematched(self, prematched: Prematched, *, received_at: datetime) -> Verdict:
+        """`decide` for a new report (nobody triaged it) whose content `conditions` prematched;
+        ValueError if other rules prematched it."""
+        matches = self._conditions.finish(prematched, received_at)
+        return self._decide(matches, received_at, None)
+
+    def _decide(
+        self,
+        matching: list[tuple[int, Evidence]],
+        received_at: datetime,
+        manual: ManualTriage | None,
+    ) -> Verdict:
+        """The precedence of the module docstring, applied rule by rule in file order. This runs
         for every report, so it keeps to local names and plain dicts and tuples; what a rule
         contributes for given evidence (its reason, log entries, tuples) is made once (`_Hit`).
         """
-        manual = facts.manual
         known = self._hits
         # attribute -> (value, the rule's hit) of the rule that decided it
         chosen: dict[str, tuple[object, _Hit]] = {}
@@ -357,7 +375,7 @@ class RuleEngine:
         collaborators: list[Assign] = []
         raises: list[_Hit] = []
         matches: list[Matched] = []
-        for key in self._conditions.matching(facts):
+        for key in matching:
             hit = known.get(key)
             if hit is None:
                 hit = self._hit(key)
@@ -415,7 +433,6 @@ class RuleEngine:
 
         zone = self.zone
         due_by = chosen.get("due_in")
-        received_at = facts.received_at
         if due_by is None:
             calendar = self._calendar_due
             if calendar is not None:

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mapping.case import Case, Priority, ProblemType, SourceKind, utc_datetime
-from mapping.parsed_email import ParsedEmail
+from mapping.case import (
+    MAX_SUBJECT,
+    AttachmentInfo,
+    Case,
+    Priority,
+    ProblemType,
+    SourceKind,
+    subject_line,
+    utc_datetime,
+)
+from mapping.parsed_email import ParsedEmail, report_words
 
-__all__ = ["ManualTriage", "ReportFacts", "facts_from_case", "facts_from_email"]
+__all__ = [
+    "ManualTriage",
+    "ReportContent",
+    "ReportFacts",
+    "content_of",
+    "email_content",
+    "facts_from_case",
+    "facts_from_email",
+]
 
 
 class ManualTriage(BaseModel):
@@ -51,9 +69,68 @@ class ReportFacts(BaseModel):
         return self.manual is not None
 
 
-def _attachment_types(case: Case) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class ReportContent:
+    """What the rules' content conditions read: the facts but the time and a person's triage.
+
+    Content conditions (keywords, regular expressions, sender, mailbox, Jira fields,
+    attachments) can be checked as soon as a mail is parsed, in the parse worker
+    (`Conditions.prematch`); only the weekday and hour conditions wait for the time of intake.
+    A plain record, not a model: it is made for every mail, from values already validated.
+    """
+
+    subject: str
+    body: str
+    sender: str | None
+    mailbox: str | None
+    source: SourceKind
+    jira_project: str | None
+    jira_components: Sequence[str]
+    jira_labels: Sequence[str]
+    jira_priority: str | None
+    attachment_types: Sequence[str]
+
+
+def content_of(facts: ReportFacts) -> ReportContent:
+    return ReportContent(
+        facts.subject,
+        facts.body,
+        facts.sender,
+        facts.mailbox,
+        facts.source,
+        facts.jira_project,
+        facts.jira_components,
+        facts.jira_labels,
+        facts.jira_priority,
+        facts.attachment_types,
+    )
+
+
+def email_content(parsed: ParsedEmail, mailbox: str) -> ReportContent:
+    """The content of a new email report straight from its parse: what `content_of` gives for
+    `facts_from_email(case_from_email(parsed, mailbox=mailbox, ...), parsed)` (tested over the
+    corpus), without building the case, so the parse worker can check the rules' content."""
+    description = report_words(parsed.subject, parsed.text, parsed.reply_text)
+    subject = subject_line(parsed.subject)
+    # The case's subject and description, as `case_from_email` makes them.
+    case_subject = subject or description.splitlines()[0][:MAX_SUBJECT] if description else subject
+    return ReportContent(
+        parsed.subject or case_subject,
+        description or subject,
+        parsed.from_address,
+        mailbox,
+        SourceKind.EMAIL,
+        None,
+        (),
+        (),
+        None,
+        _attachment_types(attachment.info for attachment in parsed.attachments),
+    )
+
+
+def _attachment_types(attachments: Iterable[AttachmentInfo]) -> list[str]:
     types: list[str] = []
-    for attachment in case.attachments:
+    for attachment in attachments:
         suffix = PurePosixPath(attachment.filename).suffix.lower()
         types.extend(t for t in (suffix, attachment.content_type.lower()) if t)
     return types
@@ -67,7 +144,7 @@ def facts_from_email(case: Case, parsed: ParsedEmail) -> ReportFacts:
         sender=parsed.from_address or case.submitter.email,
         mailbox=case.source.mailbox,
         source=SourceKind.EMAIL,
-        attachment_types=_attachment_types(case),
+        attachment_types=_attachment_types(case.attachments),
         received_at=case.created_at,
     )
 
@@ -92,7 +169,7 @@ def facts_from_case(
         jira_components=list(jira_components),
         jira_labels=list(jira_labels),
         jira_priority=jira_priority,
-        attachment_types=_attachment_types(case),
+        attachment_types=_attachment_types(case.attachments),
         received_at=case.created_at,
         manual=ManualTriage(
             priority=case.priority, problem_type=case.problem_type, owner=case.owner
