@@ -195,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             finish_pending_marks(store, box, cursor)
             report = IntakeReport()
             samples: list[float] = []
-            with ParseAhead(settings.max_message_bytes, workers=settings.parse_workers) as ahead:
+            with ParseAhead(
+                settings.max_message_bytes,
+                workers=settings.parse_workers,
+                prematch=context.prematch,
+            ) as ahead:
                 for batch, parsed in ahead.pipeline(box.fetch_new(cursor, BATCH)):
                     cursor = box.cursor_after(batch)
                     watermark = ("mailbox:support", cursor.model_dump_json())

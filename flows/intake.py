@@ -27,19 +27,21 @@ from pydantic import BaseModel, Field
 
 from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction, sha256_hex
-from flows.parse_ahead import Parsed, ParseFailure
+from flows.parse_ahead import Parsed, ParseFailure, Prematch, prematch_safely
 from mapping.case import Case, LogKind
 from mapping.classify import Classification, MessageKind, accept_subject_reply, classify
 from mapping.email_to_case import case_from_email
 from mapping.errors import CasedeskError, MessageParseError
 from mapping.outgoing_mail import SenderIdentity, compose
 from mapping.parsed_email import ParsedEmail, parse_email
+from mapping.rules.conditions import Prematched
 
 __all__ = [
     "IntakeContext",
     "IntakeReport",
     "PreparedMessage",
     "ReviewAction",
+    "RouteHook",
     "finish_pending_marks",
     "ingest_batch",
     "ingest_one_safely",
@@ -57,6 +59,14 @@ NEVER_WRITE_TO = ("mailer-daemon@", "postmaster@", "noreply", "no-reply", "donot
 CaseHook = Callable[[StoreTransaction, Case, ParsedEmail], None]
 
 
+class RouteHook(Protocol):
+    """Routes a new case before it is stored, given what `IntakeContext.prematch` found."""
+
+    def __call__(
+        self, tx: StoreTransaction, case: Case, parsed: ParsedEmail, prematched: Prematched | None
+    ) -> None: ...
+
+
 @dataclass
 class IntakeContext:
     """What intake needs besides the messages: who we are, the clock, and the routing hooks."""
@@ -66,7 +76,11 @@ class IntakeContext:
     max_message_bytes: int
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: Called on each new case before it is stored (the rules of the routing issue plug in here).
-    route_new_case: CaseHook | None = None
+    route_new_case: RouteHook | None = None
+    #: Checks the rules' content conditions where a mail is parsed, for the whole batch before
+    #: its database work (and in the parse worker, which gets a pickled copy): their result is
+    #: passed to `route_new_case`. None: the router matches everything itself.
+    prematch: Prematch | None = None
     #: Called with each accepted reply after it is logged on its case, before the case is saved:
     #: where reading feedback answers (1/2/3, 已解决 ...) plugs in. May change the case.
     on_reply: CaseHook | None = None
@@ -119,6 +133,8 @@ class PreparedMessage:
     #: What parsing raised; handled inside the message's savepoint, as if raised there.
     error: Exception | None = None
     too_large: bool = False
+    #: The rules' content conditions that hold (see `IntakeContext.prematch`).
+    prematched: Prematched | None = None
 
     @property
     def identity(self) -> str:
@@ -136,7 +152,10 @@ def prepare(
         parsed = parse_email(message.raw)
     except Exception as error:  # noqa: BLE001 - _ingest_one re-raises it in the savepoint
         return PreparedMessage(message, digest, error=error)
-    return PreparedMessage(message, digest, parsed=parsed)
+    prematched = None
+    if context.prematch is not None:
+        prematched = prematch_safely(context.prematch, parsed, message.mailbox)
+    return PreparedMessage(message, digest, parsed=parsed, prematched=prematched)
 
 
 def ingest_batch(
@@ -166,7 +185,12 @@ def ingest_batch(
     """
     prepared: dict[str, PreparedMessage] = {  # parsed once, even if the batch runs twice
         message.location: PreparedMessage(
-            message, item.digest, item.parsed, error=item.error, too_large=item.too_large
+            message,
+            item.digest,
+            item.parsed,
+            error=item.error,
+            too_large=item.too_large,
+            prematched=item.prematched,
         )
         for message in batch
         if parsed is not None and (item := parsed.get(message.location)) is not None
@@ -381,7 +405,11 @@ def resolve_held(
             raw=tx.get_blob(entry.blob_sha256),
             received_at=entry.received_at,
         )
-        parsed = parse_email(message.raw)
+        prepared = prepare(message, context, size_limit=False)
+        if prepared.error is not None:
+            raise prepared.error  # as parse_email raised it (it was parsed when it was held)
+        parsed = prepared.parsed
+        assert parsed is not None
         report = IntakeReport(fetched=1)
         if action is ReviewAction.ACCEPT:
             number = (entry.detail or {}).get("candidate_case")
@@ -401,10 +429,10 @@ def resolve_held(
             verdict = Classification(
                 kind=MessageKind.REPLY, reason=why, case_number=case.number, matched_by="review"
             )
-            _reply(tx, message, parsed, verdict, entry, context, report)
+            _reply(tx, prepared, parsed, verdict, entry, context, report)
         else:
             verdict = Classification(kind=MessageKind.NEW_REPORT, reason=why)
-            _new_report(tx, message, parsed, verdict, entry, context, report)
+            _new_report(tx, prepared, parsed, verdict, entry, context, report)
         _write(tx, entry, entry_id, report)
         return tx.ledger_entries(entry_id=entry_id)[0]
 
@@ -465,7 +493,7 @@ def _ingest_one(
         return entry
     verdict = classify(parsed, message.raw, context.identity)
     handler = _HANDLERS[verdict.kind]
-    handler(tx, message, parsed, verdict, entry, context, report)
+    handler(tx, prepared, parsed, verdict, entry, context, report)
     _write(tx, entry, replaces, report)
     return entry
 
@@ -493,20 +521,21 @@ def _store_attachments(tx: StoreTransaction, parsed: ParsedEmail) -> None:
 
 def _new_report(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     parsed: ParsedEmail,
     verdict: Classification,
     entry: LedgerEntry,
     context: IntakeContext,
     report: IntakeReport,
 ) -> None:
+    message = prepared.message
     now = context.clock()
     case = case_from_email(
         parsed, mailbox=message.mailbox, now=now, received_at=message.received_at
     )
     _store_attachments(tx, parsed)
     if context.route_new_case is not None:
-        context.route_new_case(tx, case, parsed)
+        context.route_new_case(tx, case, parsed, prepared.prematched)
     tx.add_case(case, month=case.created_at.astimezone(context.zone).date())
     assert case.number is not None
     entry.decision = LedgerDecision.NEW_REPORT
@@ -518,7 +547,7 @@ def _new_report(
 
 def _reply(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     parsed: ParsedEmail,
     verdict: Classification,
     entry: LedgerEntry,
@@ -533,7 +562,7 @@ def _reply(
             kind=MessageKind.NEW_REPORT,
             reason=f"new report: it refers to case {verdict.case_number}, which does not exist",
         )
-        _new_report(tx, message, parsed, verdict, entry, context, report)
+        _new_report(tx, prepared, parsed, verdict, entry, context, report)
         return
     reason = verdict.reason
     if verdict.matched_by == "subject":
@@ -543,7 +572,7 @@ def _reply(
             entry.decision = LedgerDecision.HELD_FOR_REVIEW
             entry.reason = f"{reason}; {why}"
             entry.detail = {**(entry.detail or {}), "candidate_case": case.number}
-            report.held_for_review.append(f"{message.location}: {entry.reason}")
+            report.held_for_review.append(f"{prepared.message.location}: {entry.reason}")
             return
         reason = f"{reason}; {why}"
     _store_attachments(tx, parsed)
@@ -569,7 +598,7 @@ def _reply(
 
 def _auto_reply(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     parsed: ParsedEmail,
     verdict: Classification,
     entry: LedgerEntry,
@@ -598,7 +627,7 @@ def _auto_reply(
 
 def _bounce(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     parsed: ParsedEmail,
     verdict: Classification,
     entry: LedgerEntry,
@@ -615,7 +644,7 @@ def _bounce(
         "temporary": verdict.temporary_failures,
     }
     for address in failed:
-        tx.suppress_address(address, f"bounced ({message.location})", now=now)
+        tx.suppress_address(address, f"bounced ({prepared.message.location})", now=now)
     case = tx.find_case(verdict.case_number) if verdict.case_number else None
     if case is None:
         for referenced in parsed.attached_message_ids:
@@ -639,14 +668,14 @@ def _bounce(
 
 def _own_mail(
     tx: StoreTransaction,
-    message: RawMessage,
+    prepared: PreparedMessage,
     parsed: ParsedEmail,
     verdict: Classification,
     entry: LedgerEntry,
     context: IntakeContext,
     report: IntakeReport,
 ) -> None:
-    logger.info("%s: dropped our own mail (%s)", message.location, verdict.reason)
+    logger.info("%s: dropped our own mail (%s)", prepared.message.location, verdict.reason)
     entry.decision = LedgerDecision.OWN_MAIL
     entry.reason = verdict.reason
 
@@ -654,7 +683,7 @@ def _own_mail(
 Handler = Callable[
     [
         StoreTransaction,
-        RawMessage,
+        PreparedMessage,
         ParsedEmail,
         Classification,
         LedgerEntry,

@@ -64,7 +64,11 @@ def intake_flow(config: str | None = None) -> IntakeReport:
     try:
         with ExitStack() as stack:
             ahead = stack.enter_context(
-                ParseAhead(settings.max_message_bytes, workers=settings.parse_workers)
+                ParseAhead(
+                    settings.max_message_bytes,
+                    workers=settings.parse_workers,
+                    prematch=context.prematch,
+                )
             )
             for index in range(len(settings.mailboxes)):
                 mailbox = build_mailbox(settings, index, stack)

@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -34,8 +34,21 @@ from types import TracebackType
 from connectors.mailbox import RawMessage
 from mapping.errors import MessageParseError
 from mapping.parsed_email import ParsedEmail, parse_email
+from mapping.rules.conditions import Prematched
 
-__all__ = ["ParseAhead", "ParseFailure", "Parsed", "default_workers", "parse_in_worker"]
+__all__ = [
+    "ParseAhead",
+    "ParseFailure",
+    "Parsed",
+    "Prematch",
+    "default_workers",
+    "parse_in_worker",
+    "prematch_safely",
+]
+
+#: The rules' content conditions checked on a parsed mail of a mailbox (see
+#: `flows.intake.IntakeContext.prematch`); pickled to a worker once, when it starts.
+Prematch = Callable[[ParsedEmail, str], Prematched]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +113,8 @@ class Parsed:
     unreadable: str | None = None
     #: ...or anything else parsing raised, as `Type: message` (a bug: quarantined too).
     failure: str | None = None
+    #: The rules' content conditions that hold, when the worker was given the rules.
+    prematched: Prematched | None = None
 
     @property
     def error(self) -> Exception | None:
@@ -110,10 +125,27 @@ class Parsed:
         return None
 
 
-def parse_in_worker(raws: list[bytes], max_message_bytes: int) -> list[Parsed]:
-    """Hash and parse a batch's messages (runs in a worker; also used in-process by tests)."""
+def prematch_safely(prematch: Prematch, parsed: ParsedEmail, mailbox: str) -> Prematched | None:
+    """`prematch(parsed, mailbox)`, or None if it fails: the router then matches the rules
+    itself, where a failure is handled like any other in the message's work (a rule set that
+    breaks on one mail must not lose that mail here)."""
+    try:
+        return prematch(parsed, mailbox)
+    except Exception as error:  # noqa: BLE001 - matched again, and handled, by the router
+        logger.warning("checking the rules early failed (%s: %s)", type(error).__name__, error)
+        return None
+
+
+def parse_in_worker(
+    raws: list[bytes],
+    max_message_bytes: int,
+    mailboxes: list[str] | None = None,
+    prematch: Prematch | None = None,
+) -> list[Parsed]:
+    """Hash and parse a batch's messages and, given `prematch`, check the rules' content
+    conditions on each (runs in a worker; also used in-process by tests)."""
     results = []
-    for raw in raws:
+    for number, raw in enumerate(raws):
         # What the store's `sha256_hex` gives; not imported from there, so that a worker does
         # not load the database layer (~30 MB of its memory).
         digest = hashlib.sha256(raw).hexdigest()
@@ -121,12 +153,32 @@ def parse_in_worker(raws: list[bytes], max_message_bytes: int) -> list[Parsed]:
             results.append(Parsed(digest, too_large=True))
             continue
         try:
-            results.append(Parsed(digest, parsed=parse_email(raw)))
+            parsed = parse_email(raw)
         except MessageParseError as error:
             results.append(Parsed(digest, unreadable=error.reason))
+            continue
         except Exception as error:  # noqa: BLE001 - sent back, quarantined by intake
             results.append(Parsed(digest, failure=f"{type(error).__name__}: {error}"))
+            continue
+        prematched = None
+        if prematch is not None and mailboxes is not None:
+            prematched = prematch_safely(prematch, parsed, mailboxes[number])
+        results.append(Parsed(digest, parsed=parsed, prematched=prematched))
     return results
+
+
+#: This worker's `Prematch`, set once when it starts (`_start_worker`).
+_worker_prematch: Prematch | None = None
+
+
+def _start_worker(prematch: Prematch | None) -> None:
+    global _worker_prematch
+    _worker_prematch = prematch
+
+
+def _parse_batch(raws: list[bytes], max_message_bytes: int, mailboxes: list[str]) -> list[Parsed]:
+    """What a worker runs for each batch: `parse_in_worker` with the worker's `Prematch`."""
+    return parse_in_worker(raws, max_message_bytes, mailboxes, _worker_prematch)
 
 
 class ParseAhead:
@@ -142,8 +194,17 @@ class ParseAhead:
     a worker failed).
     """
 
-    def __init__(self, max_message_bytes: int, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        max_message_bytes: int,
+        *,
+        workers: int | None = None,
+        prematch: Prematch | None = None,
+    ) -> None:
         self.max_message_bytes = max_message_bytes
+        #: Given to each worker when it starts (pickled: for the rules, their source, which
+        #: the worker compiles again), so a worker checks the rules' content conditions too.
+        self.prematch = prematch
         self.workers = default_workers() if workers is None else workers
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
@@ -176,8 +237,15 @@ class ParseAhead:
         if self._pool is None and not self._broken and self.workers > 0:
             try:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["mapping.parsed_email", "flows.parse_ahead"])
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                context.set_forkserver_preload(
+                    ["mapping.parsed_email", "mapping.rules.conditions", "flows.parse_ahead"]
+                )
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self.prematch,),
+                )
             except (OSError, ValueError) as error:
                 logger.warning("cannot start parse workers (%s); parsing in-process", error)
                 self._broken = True
@@ -190,7 +258,10 @@ class ParseAhead:
         try:
             with _parent_main_hidden():  # a worker may start here
                 return pool.submit(
-                    parse_in_worker, [message.raw for message in batch], self.max_message_bytes
+                    _parse_batch,
+                    [message.raw for message in batch],
+                    self.max_message_bytes,
+                    [message.mailbox for message in batch],
                 )
         except (BrokenProcessPool, RuntimeError) as error:
             self._give_up(error)

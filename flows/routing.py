@@ -16,15 +16,18 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from connectors.store import StoreTransaction
+from flows.parse_ahead import Prematch
 from flows.settings import Settings
 from mapping.case import Case
 from mapping.outgoing_mail import SenderIdentity, compose
 from mapping.parsed_email import ParsedEmail
 from mapping.rules import (
+    Prematched,
     ReportFacts,
     Routing,
     RuleEngine,
     RuleSet,
+    Verdict,
     apply_outcome,
     facts_from_email,
     load_rules,
@@ -49,9 +52,28 @@ class CaseRouter:
     lead_address: str | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
-    def __call__(self, tx: StoreTransaction, case: Case, parsed: ParsedEmail) -> None:
-        """The intake hook: route a new email case before it is stored."""
-        self.route(tx, case, facts_from_email(case, parsed))
+    @property
+    def prematch(self) -> Prematch:
+        """`IntakeContext.prematch`: the rules' content conditions, checked where mail is
+        parsed (pickled to a parse worker as the rules, compiled there again)."""
+        return self.engine.conditions.prematch_email
+
+    def __call__(
+        self,
+        tx: StoreTransaction,
+        case: Case,
+        parsed: ParsedEmail,
+        prematched: Prematched | None = None,
+    ) -> None:
+        """The intake hook: route a new email case before it is stored.
+
+        `prematched` is what `prematch` found where the mail was parsed; without it (or from
+        other rules, e.g. a worker of an earlier run) the rules are matched here."""
+        if prematched is not None and prematched.token == self.engine.conditions.token:
+            verdict = self.engine.decide_prematched(prematched, received_at=case.created_at)
+        else:
+            verdict = self.engine.decide(facts_from_email(case, parsed))
+        self._apply(tx, case, verdict, notify=True, triaged=False)
 
     def route(
         self, tx: StoreTransaction, case: Case, facts: ReportFacts, *, notify: bool = True
@@ -60,14 +82,19 @@ class CaseRouter:
 
         With `notify=False` the decisions are made and logged but nobody is mailed (a first
         import of a Jira project's history)."""
+        verdict = self.engine.decide(facts)
+        return self._apply(tx, case, verdict, notify=notify, triaged=facts.manual is not None)
+
+    def _apply(
+        self, tx: StoreTransaction, case: Case, verdict: Verdict, *, notify: bool, triaged: bool
+    ) -> Routing:
         now = self.clock()
-        outcome = self.engine.decide(facts)
-        routing = apply_outcome(case, outcome, groups=self.rules.groups, state=tx, at=now)
+        routing = apply_outcome(case, verdict, groups=self.rules.groups, state=tx, at=now)
         if not notify:
             return routing
         if routing.needs_triage:
             self._notify(tx, case, TRIAGE_NOTICE, [self.lead_address] if self.lead_address else [])
-        elif routing.owner is not None and facts.manual is None:
+        elif routing.owner is not None and not triaged:
             people = [routing.owner, *routing.collaborators]
             self._notify(tx, case, ASSIGNMENT_NOTICE, [p for p in people if "@" in p])
         return routing

@@ -72,12 +72,14 @@ def intake_context(settings: Settings) -> IntakeContext:
     names = [mailbox.name for mailbox in settings.mailboxes]
     if len(set(names)) != len(names):
         raise ConfigError(f"two mailboxes share a name: {names}", key="mailboxes")
+    # Read the rules now, once per run: a bad file stops the run before any mail is read.
+    router = make_router(settings)
     return IntakeContext(
         identity=sender_identity(settings),
         zone=settings.zone,
         max_message_bytes=settings.max_message_bytes,
-        # Read the rules now, once per run: a bad file stops the run before any mail is read.
-        route_new_case=make_router(settings),
+        route_new_case=router,
+        prematch=router.prematch,
     )
 
 

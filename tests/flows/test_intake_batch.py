@@ -81,7 +81,7 @@ def test_an_unexpected_failure_reruns_the_batch_with_a_savepoint_per_message(
     gap-free case numbers and one confirmation each."""
     calls: list[str] = []
 
-    def route(tx: object, case: Case, parsed: ParsedEmail) -> None:
+    def route(tx: object, case: Case, parsed: ParsedEmail, prematched: object) -> None:
         calls.append(parsed.subject)
         if parsed.subject == "boom":
             raise RuntimeError("routing bug")

@@ -181,7 +181,7 @@ def test_crash_between_fetch_and_commit(store: CaseStore, imap_user: ImapUser) -
     subjects = load(imap_user, 5)
     seen: list[str] = []
 
-    def die_on_the_fourth(tx: object, case: object, parsed: object) -> None:
+    def die_on_the_fourth(tx: object, case: object, parsed: object, prematched: object) -> None:
         seen.append("x")
         if len(seen) == 4:
             raise Killed
@@ -214,7 +214,7 @@ KILLER = textwrap.dedent(
     mailbox = ImapMailbox("support", host=host, port=int(port), security="plain", user=user,
                           password=SecretStr(password))
     calls = []
-    def hook(tx, case, parsed):
+    def hook(tx, case, parsed, prematched):
         calls.append(1)
         if where == "fetch-commit" and len(calls) == 3:
             os._exit(9)  # killed in the middle of a batch's transaction
