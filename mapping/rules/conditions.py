@@ -357,11 +357,8 @@ class Conditions:
         return (_compiled, (self.rules, self.zone, self.token))
 
     def _prepare(self, content: ReportContent) -> _Report:
-        if self._index.spaced:
-            subject, body = normalize(content.subject), normalize(content.body)
-        else:
-            # Enough for the index, at about half the cost (see `KeywordIndex.find`).
-            subject, body = fold(content.subject), fold(content.body)
+        # Enough for the index, at about half the cost of `normalize` (see `KeywordIndex.find`).
+        subject, body = fold(content.subject), fold(content.body)
         subject_hits: AbstractSet[str]
         if self._subject_keywords:
             subject_hits, hits = self._index.find_in(subject, body)

@@ -121,8 +121,8 @@ def email_content(parsed: ParsedEmail, mailbox: str) -> ReportContent:
         mailbox,
         SourceKind.EMAIL,
         None,
-        (),
-        (),
+        [],
+        [],
         None,
         _attachment_types(attachment.info for attachment in parsed.attachments),
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import ahocorasick
 
@@ -79,9 +79,6 @@ class KeywordIndex:
     #: Whether a keyword has a space in it: then `find` makes sure a text's white space is
     #: single spaces (see `_regular`), and normalizes the lines of one where it is not.
     phrases: bool
-    #: Whether texts must be `normalize`d for `find`: never (`fold`ed ones are enough, see
-    #: `find`); kept for callers that ask.
-    spaced: ClassVar[bool] = False
 
     @classmethod
     def build(cls, keywords: Iterable[str]) -> KeywordIndex:
