@@ -152,10 +152,7 @@ def prepare(
         parsed = parse_email(message.raw)
     except Exception as error:  # noqa: BLE001 - _ingest_one re-raises it in the savepoint
         return PreparedMessage(message, digest, error=error)
-    prematched = None
-    if context.prematch is not None:
-        prematched = prematch_safely(context.prematch, parsed, message.mailbox)
-    return PreparedMessage(message, digest, parsed=parsed, prematched=prematched)
+    return PreparedMessage(message, digest, parsed=parsed)
 
 
 def ingest_batch(
@@ -223,11 +220,21 @@ def _ingest_batch(
         fresh = [message for message in batch if message.location not in seen]
         report.already_ingested = len(batch) - len(fresh)
         items = []
+        parsed_here = []
         for message in fresh:
             item = prepared.get(message.location)
             if item is None:
                 item = prepared[message.location] = prepare(message, context)
+                parsed_here.append(item)
             items.append(item)
+        if context.prematch is not None:
+            # After all the parsing, not mail by mail: the rules' tables stay in the CPU's
+            # caches (interleaved with parsing, the same matching took twice as long).
+            for item in parsed_here:
+                if item.parsed is not None and item.prematched is None:
+                    item.prematched = prematch_safely(
+                        context.prematch, item.parsed, item.message.mailbox
+                    )
         tx.put_blobs([item.message.raw for item in items], digests=[item.digest for item in items])
         earlier = tx.first_with_identities(SOURCE, [item.identity for item in items])
         tx.prefetch_suppressed(

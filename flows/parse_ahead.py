@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from types import TracebackType
 
@@ -145,7 +145,7 @@ def parse_in_worker(
     """Hash and parse a batch's messages and, given `prematch`, check the rules' content
     conditions on each (runs in a worker; also used in-process by tests)."""
     results = []
-    for number, raw in enumerate(raws):
+    for raw in raws:
         # What the store's `sha256_hex` gives; not imported from there, so that a worker does
         # not load the database layer (~30 MB of its memory).
         digest = hashlib.sha256(raw).hexdigest()
@@ -153,18 +153,21 @@ def parse_in_worker(
             results.append(Parsed(digest, too_large=True))
             continue
         try:
-            parsed = parse_email(raw)
+            results.append(Parsed(digest, parsed=parse_email(raw)))
         except MessageParseError as error:
             results.append(Parsed(digest, unreadable=error.reason))
-            continue
         except Exception as error:  # noqa: BLE001 - sent back, quarantined by intake
             results.append(Parsed(digest, failure=f"{type(error).__name__}: {error}"))
-            continue
-        prematched = None
-        if prematch is not None and mailboxes is not None:
-            prematched = prematch_safely(prematch, parsed, mailboxes[number])
-        results.append(Parsed(digest, parsed=parsed, prematched=prematched))
-    return results
+    if prematch is None or mailboxes is None:
+        return results
+    # The rules after all the parsing, not mail by mail: their tables stay in the CPU's caches
+    # (interleaved with parsing, the same matching took twice as long).
+    return [
+        item
+        if item.parsed is None
+        else replace(item, prematched=prematch_safely(prematch, item.parsed, mailbox))
+        for item, mailbox in zip(results, mailboxes, strict=True)
+    ]
 
 
 #: This worker's `Prematch`, set once when it starts (`_start_worker`).
