@@ -54,9 +54,10 @@ class CaseRouter:
 
     @property
     def prematch(self) -> Prematch:
-        """`IntakeContext.prematch`: the rules' content conditions, checked where mail is
-        parsed (pickled to a parse worker as the rules, compiled there again)."""
-        return self.engine.conditions.prematch_email
+        """`IntakeContext.prematch`: the rules' content conditions checked, and what they
+        decide but the due time, where mail is parsed (pickled to a parse worker as the rules,
+        compiled there again)."""
+        return self.engine.prematch_email
 
     def __call__(
         self,

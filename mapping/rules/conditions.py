@@ -33,6 +33,7 @@ from mapping.parsed_email import ParsedEmail
 from mapping.rules.facts import ReportContent, ReportFacts, content_of, email_content
 from mapping.rules.matcher import KeywordIndex, fold, normalize
 from mapping.rules.model import Rule
+from mapping.rules.verdict import Precided
 
 __all__ = ["Conditions", "Evidence", "Prematched"]
 
@@ -69,6 +70,9 @@ class Prematched(NamedTuple):
 
     token: str
     matches: tuple[tuple[int, Evidence], ...]
+    #: What the rules decide but the due time, when no rule of `matches` has a time
+    #: condition (`RuleEngine.prematch_email` adds it).
+    precided: Precided | None = None
 
 
 def _quote(items: Sequence[str]) -> tuple[str, ...]:
@@ -416,6 +420,11 @@ class Conditions:
     def prematch_email(self, parsed: ParsedEmail, mailbox: str) -> Prematched:
         """`prematch` a new email report of `mailbox`, straight from its parse."""
         return self.prematch(email_content(parsed, mailbox))
+
+    def timeless(self, prematched: Prematched) -> bool:
+        """Whether no rule that prematched has a time condition (then `finish` adds nothing)."""
+        time_checks = self._time_checks
+        return not self._timed or not any(time_checks[p] for p, _ in prematched.matches)
 
     def finish(self, prematched: Prematched, received_at: datetime) -> list[tuple[int, Evidence]]:
         """Of the prematched rules, those whose time conditions hold too (evidence added).

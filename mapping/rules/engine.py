@@ -14,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import Priority, ProblemType
+from mapping.parsed_email import ParsedEmail
 from mapping.rules.calendar import due_time
 from mapping.rules.conditions import Conditions, Evidence, Prematched
 from mapping.rules.facts import ManualTriage, ReportFacts
 from mapping.rules.model import AssignSpec, Rule, RuleSet
+from mapping.rules.verdict import Assign, Decided, Matched, Precided
 
 __all__ = [
     "Assign",
@@ -120,33 +122,6 @@ def format_duration(duration: timedelta) -> str:
 
 
 # The engine's plain result ------------------------------------------------------------------
-class Decided(NamedTuple):
-    """A `Decision` as a plain tuple."""
-
-    attribute: str
-    value: str
-    rule_id: str | None
-    text: str
-
-
-class Matched(NamedTuple):
-    """A `RuleMatch` as a plain tuple."""
-
-    rule_id: str
-    evidence: tuple[str, ...]
-    because: str
-    applied: bool = True
-    note: str = ""
-
-
-class Assign(NamedTuple):
-    """A `Pick` as a plain tuple."""
-
-    spec: AssignSpec
-    rule_id: str
-    because: str
-
-
 class Verdict(NamedTuple):
     """A `RuleOutcome` in plain values: what intake applies, with no model built per report.
 
@@ -297,11 +272,11 @@ _HITS_KEPT = 4096
 class RuleEngine:
     """A rule set compiled for fast evaluation; `evaluate(facts)` and `decide(facts)` are pure."""
 
-    def __init__(self, rules: RuleSet, zone: ZoneInfo) -> None:
+    def __init__(self, rules: RuleSet, zone: ZoneInfo, *, token: str | None = None) -> None:
         self.rules = rules
         self.zone = zone
         enabled = [rule for rule in rules.rules if rule.enabled]
-        self._conditions = Conditions(enabled, zone)
+        self._conditions = Conditions(enabled, zone, token=token)
         self._thens = [_Then.of(rule) for rule in enabled]
         #: (rule position, evidence) -> what the rule contributes when it matches so: a rule's
         #: reason, its log entries and plain tuples, made once instead of for every report.
@@ -348,23 +323,39 @@ class RuleEngine:
 
     def decide(self, facts: ReportFacts) -> Verdict:
         """`evaluate` in plain values, for intake (see `Verdict`)."""
-        return self._decide(self._conditions.matching(facts), facts.received_at, facts.manual)
+        matching = self._conditions.matching(facts)
+        return self._finish(self._precide(matching, facts.manual), facts.received_at)
+
+    def prematch_email(self, parsed: ParsedEmail, mailbox: str) -> Prematched:
+        """What the rules can tell of a new email report before the time of its intake: the
+        rules whose content conditions hold and, unless one of them has a time condition,
+        everything they decide but the due time (`Precided`). For `IntakeContext.prematch`,
+        run where mail is parsed; the engine pickles as its rules, for a parse worker."""
+        prematched = self._conditions.prematch_email(parsed, mailbox)
+        if self._conditions.timeless(prematched):
+            return prematched._replace(precided=self._precide(list(prematched.matches), None))
+        return prematched
 
     def decide_prematched(self, prematched: Prematched, *, received_at: datetime) -> Verdict:
-        """`decide` for a new report (nobody triaged it) whose content `conditions` prematched;
-        ValueError if other rules prematched it."""
+        """`decide` for a new report (nobody triaged it) that `prematch_email` (or this engine's
+        `conditions`) prematched; ValueError if other rules prematched it."""
         matches = self._conditions.finish(prematched, received_at)
-        return self._decide(matches, received_at, None)
+        precided = prematched.precided
+        if precided is None:
+            precided = self._precide(matches, None)
+        return self._finish(precided, received_at)
 
-    def _decide(
-        self,
-        matching: list[tuple[int, Evidence]],
-        received_at: datetime,
-        manual: ManualTriage | None,
-    ) -> Verdict:
-        """The precedence of the module docstring, applied rule by rule in file order. This runs
-        for every report, so it keeps to local names and plain dicts and tuples; what a rule
-        contributes for given evidence (its reason, log entries, tuples) is made once (`_Hit`).
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its rules, zone and token: a parse worker compiles them again."""
+        return (_compiled, (self.rules, self.zone, self._conditions.token))
+
+    def _precide(
+        self, matching: list[tuple[int, Evidence]], manual: ManualTriage | None
+    ) -> Precided:
+        """The precedence of the module docstring, applied rule by rule in file order: every
+        decision but the due time (`_finish`). This runs for every report, so it keeps to local
+        names and plain dicts and tuples; what a rule contributes for given evidence (its
+        reason, log entries, tuples) is made once (`_Hit`).
         """
         known = self._hits
         # attribute -> (value, the rule's hit) of the rule that decided it
@@ -431,29 +422,17 @@ class RuleEngine:
             text = f"{priority} by rule {rule_id}: {change}; {hit.reason}"
             decisions[f"priority+{rule_id}"] = Decided("priority", priority.value, rule_id, text)
 
-        zone = self.zone
+        # The due time's log entry goes where a rule first decided it, else after the others.
+        logged = list(decisions.values())
+        keys = list(decisions)
+        at = keys.index("due_in") if "due_in" in decisions else len(keys)
+        before_due, after_due = tuple(logged[:at]), logged[at + 1 :]
         due_by = chosen.get("due_in")
-        if due_by is None:
-            calendar = self._calendar_due
-            if calendar is not None:
-                # What `due_time` does without business hours, in line.
-                due_at = (received_at + calendar[priority]).astimezone(UTC)
-            else:
-                due_at = due_time(received_at, priority, self.rules.due, zone)
-            due_rule, due_why = None, self._due_suffix[priority]
-        else:
-            due_in, due_hit = due_by
-            assert isinstance(due_in, timedelta)
-            due_at = due_time(received_at, priority, self.rules.due, zone, duration=due_in)
-            due_rule = due_hit.then.rule_id
-            due_why = (
-                f" ({format_duration(due_in)}{self._working}) by rule {due_rule}: {due_hit.reason}"
-            )
-        local = due_at.astimezone(zone)
-        # What strftime("due %Y-%m-%d %H:%M %Z") gives, at a fraction of its cost.
-        due_text = f"due {local.isoformat(' ', 'minutes')[:16]} {local.tzname()}{due_why}"
-        decisions["due_in"] = Decided("due", due_at.isoformat(), due_rule, due_text)
-
+        due_in, due_rule, due_reason = None, None, ""
+        if due_by is not None:
+            value, due_hit = due_by
+            assert isinstance(value, timedelta)
+            due_in, due_rule, due_reason = value, due_hit.then.rule_id, due_hit.reason
         owner_by = chosen.get("owner")
         owner = None
         if owner_by is not None:
@@ -462,19 +441,63 @@ class RuleEngine:
             owner = Assign(owner_spec, owner_hit.then.rule_id, owner_hit.reason)
         related_by = chosen.get("related_system")
         related = None if related_by is None else related_by[0]
-        return Verdict(  # positional: about a microsecond less than by keyword
+        return Precided(  # positional: about a microsecond less than by keyword
             problem_type,
             priority,
             tuple(tags),
             related if isinstance(related, str) else None,
             owner,
             tuple(collaborators),
-            due_at,
             tuple(matches),
-            (*decisions.values(), *tags.values()),
+            before_due,
+            (*after_due, *tags.values()),
             problem_type is ProblemType.UNTRIAGED,
             manual.owner if manual else None,
+            due_in,
+            due_rule,
+            due_reason,
         )
+
+    def _finish(self, precided: Precided, received_at: datetime) -> Verdict:
+        """The due time, from the time of intake, and the whole verdict."""
+        zone = self.zone
+        priority = precided.priority
+        due_in = precided.due_in
+        if due_in is None:
+            calendar = self._calendar_due
+            if calendar is not None:
+                # What `due_time` does without business hours, in line.
+                due_at = (received_at + calendar[priority]).astimezone(UTC)
+            else:
+                due_at = due_time(received_at, priority, self.rules.due, zone)
+            due_why = self._due_suffix[priority]
+        else:
+            due_at = due_time(received_at, priority, self.rules.due, zone, duration=due_in)
+            due_why = (
+                f" ({format_duration(due_in)}{self._working}) by rule {precided.due_rule}: "
+                f"{precided.due_reason}"
+            )
+        local = due_at.astimezone(zone)
+        # What strftime("due %Y-%m-%d %H:%M %Z") gives, at a fraction of its cost.
+        due_text = f"due {local.isoformat(' ', 'minutes')[:16]} {local.tzname()}{due_why}"
+        due = Decided("due", due_at.isoformat(), precided.due_rule, due_text)
+        return Verdict(
+            priority=priority,
+            problem_type=precided.problem_type,
+            tags=precided.tags,
+            related_system=precided.related_system,
+            owner=precided.owner,
+            collaborators=precided.collaborators,
+            due_at=due_at,
+            matches=precided.matches,
+            decisions=(*precided.decisions, due, *precided.later_decisions),
+            needs_triage=precided.needs_triage,
+            manual_owner=precided.manual_owner,
+        )
+
+
+def _compiled(rules: RuleSet, zone: ZoneInfo, token: str) -> RuleEngine:
+    return RuleEngine(rules, zone, token=token)
 
 
 #: `type 系统故障 (system_fault)`: worked out once, not for every report.

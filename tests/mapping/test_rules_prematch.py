@@ -620,3 +620,91 @@ def test_a_pickled_copy_is_compiled_in_a_fresh_process(tmp_path: Path) -> None:
     theirs = pickle.loads(done.stdout)
     assert theirs == engine.conditions.prematch_email(parse_email(raw), MAILBOX)
     assert engine.conditions.finish(theirs, TUESDAY_2AM + timedelta(days=4)) != []
+
+
+# What the rules decide before the time: `RuleEngine.prematch_email` -------------------------
+DECIDING_RULES = """
+[groups]
+l1 = ["a@example.com", "b@example.com"]
+
+[[rule]]
+id = "outage"
+when.keywords = ["宕机", "outage", "失败"]
+then.priority = "P0"
+then.due_in = "2h"
+then.tags = ["outage"]
+
+[[rule]]
+id = "servers"
+when.keywords = ["服务器", "server", "报错"]
+then.problem_type = "system_fault"
+then.owner = { group = "l1", strategy = "round_robin" }
+then.collaborators = ["ops@example.com"]
+then.tags = ["server"]
+
+[[rule]]
+id = "vip"
+when.sender = ["@example.cn"]
+then.raise_priority = true
+
+[[rule]]
+id = "late-override"
+when.keywords = ["导出"]
+then.due_in = "1d"
+then.priority = "P1"
+override = true
+"""
+
+
+@pytest.mark.parametrize("when", TIMES, ids=["monday-2pm", "saturday-11am", "tuesday-2am"])
+def test_what_is_decided_before_the_time_is_what_decide_gives(
+    shipped: RuleEngine, generated: RuleEngine, when: datetime
+) -> None:
+    deciding = engine_of(DECIDING_RULES)
+    raws = [*HAND_MADE.values(), *bench_mails(120)]
+    precided = timed = 0
+    for engine in (shipped, generated, deciding):
+        for raw in raws:
+            parsed = parse_email(raw)
+            prematched = engine.prematch_email(parsed, MAILBOX)
+            if prematched.precided is None:
+                timed += 1
+            else:
+                precided += 1
+            facts = facts_of(raw, when.astimezone(UTC))
+            verdict = engine.decide_prematched(prematched, received_at=facts.received_at)
+            assert verdict == engine.decide(facts)
+    # Both ways are taken: decided ahead, and (a time rule matched) decided at intake.
+    assert precided > 0 and timed > 0
+
+
+def test_a_rules_own_due_time_is_logged_where_it_was_decided() -> None:
+    engine = engine_of(DECIDING_RULES)
+    raw = mail("服务器宕机", "导出也失败", sender="李四 <li@example.cn>")
+    prematched = engine.prematch_email(parse_email(raw), MAILBOX)
+    assert prematched.precided is not None
+    verdict = engine.decide_prematched(prematched, received_at=NOW)
+    assert [decided.attribute for decided in verdict.decisions] == [
+        "priority",
+        "due",
+        "problem_type",
+        "priority",
+        "tags",
+        "tags",
+    ]
+    due = verdict.decisions[1]
+    assert due.rule_id == "late-override" and "(1d) by rule late-override" in due.text
+    assert verdict.due_at == NOW + timedelta(days=1)
+    assert verdict.decisions[3].text.startswith("P0 by rule vip: raised from P1")
+
+
+def test_the_engine_pickles_as_its_rules_with_the_same_token() -> None:
+    engine = engine_of(DECIDING_RULES)
+    copy = pickle.loads(pickle.dumps(engine.prematch_email))
+    parsed = parse_email(mail("服务器宕机", "请尽快处理"))
+    theirs = pickle.loads(pickle.dumps(copy(parsed, MAILBOX)))
+    assert theirs == engine.prematch_email(parsed, MAILBOX)
+    assert theirs.precided is not None
+    assert engine.decide_prematched(theirs, received_at=NOW) == engine.decide(
+        facts_of(mail("服务器宕机", "请尽快处理"), NOW)
+    )
