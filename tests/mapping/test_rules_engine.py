@@ -407,8 +407,12 @@ def test_rule_log_entries_equal_validated_ones() -> None:
     case = make_case()
     at = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
     texts = ["P0 by rule a: matched 'x'", "tag '订单' by rule b: matched '订单失败'", "due"]
-    _log_all(case, texts, at)
-    expected = [LogEntry(at=at, actor=ACTOR, kind=LogKind.RULE, text=text) for text in texts]
+    kinds = [LogKind.RULE, LogKind.RULE, LogKind.ASSIGNMENT]
+    _log_all(case, list(zip(kinds, texts, strict=True)), at)
+    expected = [
+        LogEntry(at=at, actor=ACTOR, kind=kind, text=text)
+        for kind, text in zip(kinds, texts, strict=True)
+    ]
     entries = case.process_log[-3:]
     assert entries == expected
     assert [entry.model_fields_set for entry in entries] == [e.model_fields_set for e in expected]
@@ -418,18 +422,80 @@ def test_rule_log_entries_equal_validated_ones() -> None:
     with pytest.raises(ValidationError):
         entries[1].text = "changed"  # still frozen
     with pytest.raises(ValidationError):
-        _log_all(case, texts, datetime(2024, 5, 20, 6, 0))  # a naive time is still refused
+        _log_all(case, [(LogKind.RULE, "x")], datetime(2024, 5, 20, 6, 0))  # naive: refused
 
 
 def test_the_rule_log_moves_updated_at_as_validated_assignment_would() -> None:
     case, expected = make_case(), make_case()
     later = case.updated_at + timedelta(minutes=5)
-    _log_all(case, ["P1 by rule a: matched 'x'"], later)
+    _log_all(case, [(LogKind.RULE, "P1 by rule a: matched 'x'")], later)
     expected.updated_at = later
     assert case.updated_at == expected.updated_at == later
     assert case.model_fields_set == expected.model_fields_set
-    _log_all(case, ["P1 by rule a: matched 'x'"], later - timedelta(hours=1))
+    _log_all(case, [(LogKind.RULE, "P1 by rule a: matched 'x'")], later - timedelta(hours=1))
     assert case.updated_at == later  # an earlier entry does not move it back
+
+
+ASSIGNING = """
+[groups]
+l1 = ["a@example.com", "b@example.com"]
+ops = ["ops1@example.com", "a@example.com"]
+
+[[rule]]
+id = "servers"
+when.keywords = ["服务器"]
+then.problem_type = "system_fault"
+then.owner = { group = "l1", strategy = "round_robin" }
+then.collaborators = [{ group = "ops", strategy = "round_robin" }, "dba@example.com"]
+"""
+
+
+@pytest.mark.parametrize(("subject", "triaged"), [("服务器宕机", False), ("不清楚", True)])
+def test_applying_leaves_the_case_as_its_validated_methods_would(
+    subject: str, triaged: bool
+) -> None:
+    # `apply_outcome` sets fields straight and validates all log entries in one call; the case
+    # must be what validated assignment, `Case.log` and `Case.move_to` make of it.
+    rules = engine(ASSIGNING)
+    at = MONDAY_2PM + timedelta(minutes=1)
+    verdict = rules.decide(facts(subject, "正文"))
+    case, expected = make_case(), make_case()
+    apply_outcome(case, verdict, groups=rules.rules.groups, state=PreviewState(), at=at)
+    for name in ("problem_type", "priority", "due_at"):
+        expected.__dict__[name] = getattr(verdict, name)  # set straight on both (see apply)
+    for decided in verdict.decisions:
+        expected.log(LogKind.RULE, decided.text, at=at, actor=ACTOR)
+    if not triaged:
+        expected.owner = "a@example.com"
+        expected.log(
+            LogKind.ASSIGNMENT,
+            "owner a@example.com by rule servers: round robin in group l1; matched '服务器'",
+            at=at,
+            actor=ACTOR,
+        )
+        expected.collaborators = ["ops1@example.com"]
+        expected.log(
+            LogKind.ASSIGNMENT,
+            "collaborator ops1@example.com by rule servers: "
+            "round robin in group ops; matched '服务器'",
+            at=at,
+            actor=ACTOR,
+        )
+        expected.collaborators = ["ops1@example.com", "dba@example.com"]
+        expected.log(
+            LogKind.ASSIGNMENT,
+            "collaborator dba@example.com by rule servers: dba@example.com; matched '服务器'",
+            at=at,
+            actor=ACTOR,
+        )
+    expected.move_to(
+        CaseStatus.TRIAGE if triaged else CaseStatus.ASSIGNED,
+        at=at,
+        actor=ACTOR,
+        reason="type unclear: the lead judges" if triaged else "owner by rule",
+    )
+    assert case.model_dump() == expected.model_dump()
+    assert case.model_fields_set == expected.model_fields_set
 
 
 @pytest.mark.parametrize("with_subject_rule", [False, True])
