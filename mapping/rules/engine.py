@@ -339,10 +339,9 @@ class RuleEngine:
     def decide_prematched(self, prematched: Prematched, *, received_at: datetime) -> Verdict:
         """`decide` for a new report (nobody triaged it) that `prematch_email` (or this engine's
         `conditions`) prematched; ValueError if other rules prematched it."""
-        matches = self._conditions.finish(prematched, received_at)
         precided = prematched.precided
-        if precided is None:
-            precided = self._precide(matches, None)
+        if precided is None or prematched.token != self._conditions.token:
+            precided = self._precide(self._conditions.finish(prematched, received_at), None)
         return self._finish(precided, received_at)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -423,10 +422,12 @@ class RuleEngine:
             decisions[f"priority+{rule_id}"] = Decided("priority", priority.value, rule_id, text)
 
         # The due time's log entry goes where a rule first decided it, else after the others.
-        logged = list(decisions.values())
-        keys = list(decisions)
-        at = keys.index("due_in") if "due_in" in decisions else len(keys)
-        before_due, after_due = tuple(logged[:at]), logged[at + 1 :]
+        if "due_in" in decisions:
+            logged = list(decisions.values())
+            at = list(decisions).index("due_in")
+            before_due, after_due = tuple(logged[:at]), logged[at + 1 :]
+        else:
+            before_due, after_due = tuple(decisions.values()), []
         due_by = chosen.get("due_in")
         due_in, due_rule, due_reason = None, None, ""
         if due_by is not None:
@@ -481,18 +482,18 @@ class RuleEngine:
         # What strftime("due %Y-%m-%d %H:%M %Z") gives, at a fraction of its cost.
         due_text = f"due {local.isoformat(' ', 'minutes')[:16]} {local.tzname()}{due_why}"
         due = Decided("due", due_at.isoformat(), precided.due_rule, due_text)
-        return Verdict(
-            priority=priority,
-            problem_type=precided.problem_type,
-            tags=precided.tags,
-            related_system=precided.related_system,
-            owner=precided.owner,
-            collaborators=precided.collaborators,
-            due_at=due_at,
-            matches=precided.matches,
-            decisions=(*precided.decisions, due, *precided.later_decisions),
-            needs_triage=precided.needs_triage,
-            manual_owner=precided.manual_owner,
+        return Verdict(  # positional, as `_precide` builds its result
+            precided.problem_type,
+            priority,
+            precided.tags,
+            precided.related_system,
+            precided.owner,
+            precided.collaborators,
+            due_at,
+            precided.matches,
+            (*precided.decisions, due, *precided.later_decisions),
+            precided.needs_triage,
+            precided.manual_owner,
         )
 
 
