@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -215,6 +215,11 @@ def _ingest_batch(
     guarded: bool,
 ) -> IntakeReport:
     report = IntakeReport(fetched=len(batch))
+    # One time for the whole batch, as a database gives one to a transaction (PostgreSQL's
+    # `now()`): its cases, ledger rows and mail are all written at once, at commit. The rules'
+    # log entries and due times then repeat within a batch and are made once (mapping.rules).
+    now = context.clock()
+    context = replace(context, clock=lambda: now)
     with store.transaction() as tx:
         seen = tx.seen_locations(SOURCE, [message.location for message in batch])
         fresh = [message for message in batch if message.location not in seen]

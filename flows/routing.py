@@ -74,7 +74,9 @@ class CaseRouter:
             verdict = self.engine.decide_prematched(prematched, received_at=case.created_at)
         else:
             verdict = self.engine.decide(facts_from_email(case, parsed))
-        self._apply(tx, case, verdict, notify=True, triaged=False)
+        # Decided as part of the case's intake: logged at its time (one time a batch, so the
+        # entries repeat and are validated once, see mapping.rules.apply).
+        self._apply(tx, case, verdict, notify=True, triaged=False, at=case.created_at)
 
     def route(
         self, tx: StoreTransaction, case: Case, facts: ReportFacts, *, notify: bool = True
@@ -84,13 +86,20 @@ class CaseRouter:
         With `notify=False` the decisions are made and logged but nobody is mailed (a first
         import of a Jira project's history)."""
         verdict = self.engine.decide(facts)
-        return self._apply(tx, case, verdict, notify=notify, triaged=facts.manual is not None)
+        triaged = facts.manual is not None
+        return self._apply(tx, case, verdict, notify=notify, triaged=triaged, at=self.clock())
 
     def _apply(
-        self, tx: StoreTransaction, case: Case, verdict: Verdict, *, notify: bool, triaged: bool
+        self,
+        tx: StoreTransaction,
+        case: Case,
+        verdict: Verdict,
+        *,
+        notify: bool,
+        triaged: bool,
+        at: datetime,
     ) -> Routing:
-        now = self.clock()
-        routing = apply_outcome(case, verdict, groups=self.rules.groups, state=tx, at=now)
+        routing = apply_outcome(case, verdict, groups=self.rules.groups, state=tx, at=at)
         if not notify:
             return routing
         if routing.needs_triage:

@@ -281,6 +281,9 @@ class RuleEngine:
         #: (rule position, evidence) -> what the rule contributes when it matches so: a rule's
         #: reason, its log entries and plain tuples, made once instead of for every report.
         self._hits: dict[tuple[int, tuple[str, ...]], _Hit] = {}
+        #: Due times and their log entries for one time of intake (see `_finish`).
+        self._due_at: datetime | None = None
+        self._dues: dict[tuple[object, ...], tuple[datetime, Decided]] = {}
         due = rules.due
         working = ", working time" if due.business_hours else ""
         self._working = working
@@ -461,6 +464,33 @@ class RuleEngine:
 
     def _finish(self, precided: Precided, received_at: datetime) -> Verdict:
         """The due time, from the time of intake, and the whole verdict."""
+        key = (precided.priority, precided.due_in, precided.due_rule, precided.due_reason)
+        kept = self._due_at
+        if kept is None or received_at != kept or received_at.tzinfo is not kept.tzinfo:
+            # Kept for one time of intake: intake gives a batch's cases one time (its
+            # transaction's), so their due times and texts repeat by priority.
+            self._due_at = received_at
+            self._dues.clear()
+        known = self._dues.get(key)
+        if known is None:
+            known = self._dues[key] = self._due(precided, received_at)
+        due_at, due = known
+        return Verdict(  # positional, as `_precide` builds its result
+            precided.problem_type,
+            precided.priority,
+            precided.tags,
+            precided.related_system,
+            precided.owner,
+            precided.collaborators,
+            due_at,
+            precided.matches,
+            (*precided.decisions, due, *precided.later_decisions),
+            precided.needs_triage,
+            precided.manual_owner,
+        )
+
+    def _due(self, precided: Precided, received_at: datetime) -> tuple[datetime, Decided]:
+        """The due time and its log entry."""
         zone = self.zone
         priority = precided.priority
         due_in = precided.due_in
@@ -481,20 +511,7 @@ class RuleEngine:
         local = due_at.astimezone(zone)
         # What strftime("due %Y-%m-%d %H:%M %Z") gives, at a fraction of its cost.
         due_text = f"due {local.isoformat(' ', 'minutes')[:16]} {local.tzname()}{due_why}"
-        due = Decided("due", due_at.isoformat(), precided.due_rule, due_text)
-        return Verdict(  # positional, as `_precide` builds its result
-            precided.problem_type,
-            priority,
-            precided.tags,
-            precided.related_system,
-            precided.owner,
-            precided.collaborators,
-            due_at,
-            precided.matches,
-            (*precided.decisions, due, *precided.later_decisions),
-            precided.needs_triage,
-            precided.manual_owner,
-        )
+        return due_at, Decided("due", due_at.isoformat(), precided.due_rule, due_text)
 
 
 def _compiled(rules: RuleSet, zone: ZoneInfo, token: str) -> RuleEngine:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +15,9 @@ from sqlalchemy import event
 from connectors.store import CaseStore, LedgerDecision, StoreTransaction
 from flows import intake
 from flows.intake import ingest_batch
-from mapping.case import Case
+from flows.routing import make_router
+from flows.settings import Settings
+from mapping.case import Case, LogKind
 from mapping.parsed_email import ParsedEmail
 from tests.flows.intake_mail import NOW, context, raw_message, report
 
@@ -135,3 +139,26 @@ def test_a_reply_in_the_same_batch_finds_the_case_opened_earlier_in_it(store: Ca
     assert done.decisions == {"new_report": 1, "reply": 1}
     case = store.get_case(number)
     assert case.process_log[-1].text.startswith("reply from zhangsan@example.cn: 今天又试了一次")
+
+
+def test_a_batch_has_one_time_as_a_transaction_does(store: CaseStore, tmp_path: Path) -> None:
+    """Its cases, their rule log entries and its ledger rows carry the batch's time, however
+    often the clock is read; the next batch has its own."""
+    ticks = iter(range(1000))
+    ctx = context()
+    ctx.clock = lambda: NOW + timedelta(seconds=next(ticks))
+    ctx.route_new_case = make_router(Settings(data_dir=tmp_path, database_url="sqlite://"))
+    raws = [report(subject=f"服务器宕机 {n}", message_id=f"t{n}@example.cn") for n in range(4)]
+    ingest_batch(store, [raw_message(raw, uid) for uid, raw in enumerate(raws[:3], 1)], ctx)
+    ingest_batch(store, [raw_message(raws[3], 4)], ctx)
+    cases = store.list_cases()
+    first, second = {case.created_at for case in cases[:3]}, cases[3].created_at
+    assert first == {NOW} and second > NOW
+    for case in cases:
+        assert {entry.at for entry in case.process_log} == {case.created_at}
+        assert case.due_at is not None and case.due_at > case.created_at
+    recorded = [entry.recorded_at for entry in store.ledger_entries()]
+    assert recorded[:3] == [NOW] * 3 and recorded[3] == second
+    # The shipped rules decide the same for the first batch's three reports, at one time.
+    rules = [[e for e in case.process_log if e.kind is LogKind.RULE] for case in cases[:3]]
+    assert len(rules[0]) >= 3 and rules[0] == rules[1] == rules[2]

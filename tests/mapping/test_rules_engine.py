@@ -591,3 +591,37 @@ def test_what_a_rule_contributes_is_kept_without_changing_any_decision(
     small = RuleEngine(load_rules(), ZONE)
     assert [small.evaluate(report) for report in reports * 2] == fresh * 2
     assert len(small._hits) <= 2
+
+
+def test_log_entries_of_one_time_are_validated_once_and_shared() -> None:
+    at = MONDAY_2PM
+    first, second, third = make_case(), make_case(), make_case()
+    texts = [(LogKind.RULE, "P0 by rule a: matched 'x'"), (LogKind.RULE, "due 2024-05-20")]
+    _log_all(first, texts, at)
+    _log_all(second, [*texts, (LogKind.ASSIGNMENT, "owner b")], at)
+    assert all(
+        a is b for a, b in zip(first.process_log[-2:], second.process_log[-3:-1], strict=True)
+    )
+    assert second.process_log[-1].text == "owner b"
+    # Another time (or the same instant in another zone) gets its own entries.
+    shanghai = at.astimezone(ZONE)
+    _log_all(third, texts, shanghai)
+    assert [entry.at.tzinfo for entry in third.process_log[-2:]] == [ZONE, ZONE]
+    assert not any(
+        a is b for a, b in zip(first.process_log[-2:], third.process_log[-2:], strict=True)
+    )
+    assert first.process_log[-2:] == [
+        LogEntry(at=at, actor=ACTOR, kind=kind, text=text) for kind, text in texts
+    ]
+
+
+def test_due_times_of_one_time_of_intake_are_worked_out_once() -> None:
+    rules = engine(ASSIGNING)
+    one, other = facts("服务器宕机", "a"), facts("服务器", "b")
+    assert rules.decide(one).due_at == rules.decide(other).due_at
+    later = one.model_copy(update={"received_at": MONDAY_2PM + timedelta(hours=1)})
+    assert rules.decide(later).due_at == rules.decide(one).due_at + timedelta(hours=1)
+    # The same instant written in another zone: the same due time, and its text in the
+    # team's zone either way.
+    elsewhere = one.model_copy(update={"received_at": MONDAY_2PM.astimezone(ZONE)})
+    assert rules.decide(elsewhere).decisions == rules.decide(one).decisions
