@@ -13,6 +13,10 @@ milliseconds. Only the bytes travel to a worker, and only what parsing found tra
 worker cannot be started or dies, the batch is parsed in-process instead: nothing is lost, it is
 only slower. The order of the batches, the transaction per batch and the marking of a batch in
 the mailbox after its commit are the same as without workers.
+
+Given the run's `prematch` (the rules' part that needs only the mail: which rules' content
+conditions hold, and what they decide but the due time), a worker also runs it over its batch
+after parsing it; the rules travel to each worker once, when it starts.
 """
 
 from __future__ import annotations
