@@ -1,6 +1,6 @@
 """Which rules' conditions hold for a report, and what in the report made them hold. Pure.
 
-Compiled once per run. A report is prepared once for every rule: its text normalized and
+Compiled once per run. A report is prepared once for every rule: its text case-folded and
 searched for all the rules' keywords in one pass per field (`matcher.KeywordIndex`), its sender
 case-folded, and where (if anywhere) any rule's regular expression can first match. Each rule
 has a *trigger*, one of its conditions that needs one of a few keys to be in the report (a
