@@ -282,8 +282,10 @@ class RuleEngine:
         #: reason, its log entries and plain tuples, made once instead of for every report.
         self._hits: dict[tuple[int, tuple[str, ...]], _Hit] = {}
         #: Due times and their log entries for one time of intake (see `_finish`).
-        self._due_at: datetime | None = None
-        self._dues: dict[tuple[object, ...], tuple[datetime, Decided]] = {}
+        self._dues: tuple[datetime | None, dict[tuple[object, ...], tuple[datetime, Decided]]] = (
+            None,
+            {},
+        )
         due = rules.due
         working = ", working time" if due.business_hours else ""
         self._working = working
@@ -465,15 +467,16 @@ class RuleEngine:
     def _finish(self, precided: Precided, received_at: datetime) -> Verdict:
         """The due time, from the time of intake, and the whole verdict."""
         key = (precided.priority, precided.due_in, precided.due_rule, precided.due_reason)
-        kept = self._due_at
-        if kept is None or received_at != kept or received_at.tzinfo is not kept.tzinfo:
-            # Kept for one time of intake: intake gives a batch's cases one time (its
-            # transaction's), so their due times and texts repeat by priority.
-            self._due_at = received_at
-            self._dues.clear()
-        known = self._dues.get(key)
+        # Kept for one time of intake: intake gives a batch's cases one time (its
+        # transaction's), so their due times and texts repeat by priority. The time and its
+        # dues are replaced together, never cleared in place (safe beside another thread).
+        kept_at, dues = self._dues
+        if kept_at is None or received_at != kept_at or received_at.tzinfo is not kept_at.tzinfo:
+            dues = {}
+            self._dues = (received_at, dues)
+        known = dues.get(key)
         if known is None:
-            known = self._dues[key] = self._due(precided, received_at)
+            known = dues[key] = self._due(precided, received_at)
         due_at, due = known
         return Verdict(  # positional, as `_precide` builds its result
             precided.problem_type,

@@ -625,3 +625,37 @@ def test_due_times_of_one_time_of_intake_are_worked_out_once() -> None:
     # team's zone either way.
     elsewhere = one.model_copy(update={"received_at": MONDAY_2PM.astimezone(ZONE)})
     assert rules.decide(elsewhere).decisions == rules.decide(one).decisions
+
+
+def test_kept_log_entries_stay_right_beside_another_thread() -> None:
+    # Two threads logging at two times, switching as often as Python lets them: every entry a
+    # case gets carries that case's time (the kept time and entries are replaced together).
+    import sys
+    import threading
+
+    times = [MONDAY_2PM, MONDAY_2PM + timedelta(minutes=1)]
+    texts = [(LogKind.RULE, f"P{n % 3} by rule r{n}: matched 'x'") for n in range(6)]
+    wrong: list[object] = []
+
+    def log_many(at: datetime) -> None:
+        for _ in range(400):
+            case = make_case()
+            try:
+                _log_all(case, texts, at)
+            except Exception as error:  # noqa: BLE001 - reported below
+                wrong.append(error)
+                return
+            if any(entry.at != at for entry in case.process_log[-6:]):
+                wrong.append(at)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=log_many, args=(at,)) for at in times]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
