@@ -43,17 +43,15 @@ from pydantic import SecretStr
 
 from connectors.imap_mailbox import ImapMailbox
 from connectors.mailbox import MailboxCursor, RawMessage
-from connectors.store import CaseStore, StoreTransaction
+from connectors.store import CaseStore
 from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
 from flows.parse_ahead import ParseAhead
 from flows.routing import CaseRouter
 from flows.runtime import intake_context
 from flows.settings import Settings
-from mapping.case import Case
 from mapping.email_to_case import case_from_email
-from mapping.parsed_email import ParsedEmail, parse_email
+from mapping.parsed_email import parse_email
 from mapping.rules import (
-    Prematched,
     PreviewState,
     RuleEngine,
     apply_outcome,
@@ -257,40 +255,6 @@ def make_mail(number: int, rng: random.Random) -> bytes:
     return message.as_bytes()
 
 
-class TimedRouter:
-    """Wraps the intake hook to add up the time the rules take inside a real intake.
-
-    Composing the notices (triage, assignment mail) is mail work like the confirmation, so it is
-    timed apart and counted as intake, not as rules.
-    """
-
-    def __init__(self, inner: CaseRouter) -> None:
-        self.inner, self.seconds, self.notice_seconds = inner, 0.0, 0.0
-        notify = inner._notify
-
-        def timed_notify(tx: StoreTransaction, case: Case, kind: str, to: list[str]) -> None:
-            start = time.perf_counter()
-            notify(tx, case, kind, to)
-            self.notice_seconds += time.perf_counter() - start
-
-        inner._notify = timed_notify  # type: ignore[method-assign]
-
-    def __call__(
-        self,
-        tx: StoreTransaction,
-        case: Case,
-        parsed: ParsedEmail,
-        prematched: Prematched | None = None,
-    ) -> None:
-        start = time.perf_counter()
-        self.inner(tx, case, parsed, prematched)
-        self.seconds += time.perf_counter() - start
-
-    @property
-    def rules_seconds(self) -> float:
-        return self.seconds - self.notice_seconds
-
-
 @dataclass
 class Measured:
     """One intake run: what it read, how long it took, and what the rules took inside it."""
@@ -318,7 +282,7 @@ def timed_intake(
     them), with the rules timed inside: `TimedRouter` on the hook, `TimedPrematch` on the content
     matching, wherever it runs. The caller counts reports and new cases into the `Measured`; the
     time runs from the parse pool's start to its end, as in the flow."""
-    from bench.prematch_timing import TimedPrematch
+    from bench.rules_timing import TimedPrematch, TimedRouter
 
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
