@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -289,10 +289,6 @@ class RuleEngine:
         due = rules.due
         working = ", working time" if due.business_hours else ""
         self._working = working
-        #: Each priority's due time in calendar time; None: counted in working time.
-        self._calendar_due = (
-            None if due.business_hours else {p: due.for_priority(p) for p in Priority}
-        )
         # Every text below is the same for every report, so it is written once here.
         # How each priority's due time ends in the log: ` (P0: 4h)`.
         self._due_suffix = {
@@ -497,16 +493,10 @@ class RuleEngine:
         zone = self.zone
         priority = precided.priority
         due_in = precided.due_in
+        due_at = due_time(received_at, priority, self.rules.due, zone, duration=due_in)
         if due_in is None:
-            calendar = self._calendar_due
-            if calendar is not None:
-                # What `due_time` does without business hours, in line.
-                due_at = (received_at + calendar[priority]).astimezone(UTC)
-            else:
-                due_at = due_time(received_at, priority, self.rules.due, zone)
             due_why = self._due_suffix[priority]
         else:
-            due_at = due_time(received_at, priority, self.rules.due, zone, duration=due_in)
             due_why = (
                 f" ({format_duration(due_in)}{self._working}) by rule {precided.due_rule}: "
                 f"{precided.due_reason}"
