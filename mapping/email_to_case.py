@@ -18,7 +18,7 @@ from mapping.environment import environment_from_text
 from mapping.errors import MessageParseError
 from mapping.parsed_email import ParsedEmail, report_words
 
-__all__ = ["case_from_email", "reported_at"]
+__all__ = ["case_from_email", "case_texts", "description_of", "reported_at"]
 
 #: A Date header this far after the server's arrival time (or now) is a wrong sender clock.
 MAX_CLOCK_SKEW = timedelta(days=1)
@@ -38,6 +38,14 @@ def description_of(parsed: ParsedEmail) -> str:
     return report_words(parsed.subject, parsed.text, parsed.reply_text)
 
 
+def case_texts(subject: str, description: str) -> tuple[str, str]:
+    """A new case's subject and description from a report's subject line and words: each stands
+    in for the other when missing (the subject then is the words' first line)."""
+    if not description:
+        return subject, subject
+    return subject or description.splitlines()[0][:MAX_SUBJECT], description
+
+
 def case_from_email(
     parsed: ParsedEmail, *, mailbox: str, now: datetime, received_at: datetime | None = None
 ) -> Case:
@@ -49,10 +57,11 @@ def case_from_email(
     if not description and not subject:
         raise MessageParseError("the message has neither a subject nor a body")
     reported = reported_at(parsed, received_at, now)
+    case_subject, case_description = case_texts(subject, description)
     case = Case(
-        subject=subject or description.splitlines()[0][:MAX_SUBJECT],
+        subject=case_subject,
         submitter=Person(name=parsed.from_name.strip(), email=parsed.from_address),
-        description=description or subject,
+        description=case_description,
         environment=parsed.environment
         if parsed.environment is not None
         else environment_from_text(f"{subject}\n{description}"),

@@ -9,7 +9,6 @@ from pathlib import PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field
 
 from mapping.case import (
-    MAX_SUBJECT,
     AttachmentInfo,
     Case,
     Priority,
@@ -18,7 +17,8 @@ from mapping.case import (
     subject_line,
     utc_datetime,
 )
-from mapping.parsed_email import ParsedEmail, report_words
+from mapping.email_to_case import case_texts, description_of
+from mapping.parsed_email import ParsedEmail
 
 __all__ = [
     "ManualTriage",
@@ -110,13 +110,10 @@ def email_content(parsed: ParsedEmail, mailbox: str) -> ReportContent:
     """The content of a new email report straight from its parse: what `content_of` gives for
     `facts_from_email(case_from_email(parsed, mailbox=mailbox, ...), parsed)` (tested over the
     corpus), without building the case, so the parse worker can check the rules' content."""
-    description = report_words(parsed.subject, parsed.text, parsed.reply_text)
-    subject = subject_line(parsed.subject)
-    # The case's subject and description, as `case_from_email` makes them.
-    case_subject = subject or description.splitlines()[0][:MAX_SUBJECT] if description else subject
+    case_subject, description = case_texts(subject_line(parsed.subject), description_of(parsed))
     return ReportContent(
         parsed.subject or case_subject,
-        description or subject,
+        description,
         parsed.from_address,
         mailbox,
         SourceKind.EMAIL,
