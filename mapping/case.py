@@ -34,6 +34,7 @@ __all__ = [
     "ProblemType",
     "SourceKind",
     "format_case_number",
+    "status_change",
     "subject_line",
     "utc_datetime",
 ]
@@ -357,10 +358,9 @@ class Case(BaseModel):
             return False
         if target not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.number, self.status.value, target.value)
-        previous = self.status
+        text = status_change(self.status, target, reason)
         self.status = target
-        text = f"{previous.value} -> {target.value}"
-        self.log(LogKind.STATUS, f"{text}: {reason}" if reason else text, at=at, actor=actor)
+        self.log(LogKind.STATUS, text, at=at, actor=actor)
         return True
 
     def summary_row(self) -> dict[str, Any]:
@@ -374,6 +374,12 @@ class Case(BaseModel):
             "submitter": self.submitter.masked,
             "subject": self.subject,
         }
+
+
+def status_change(previous: CaseStatus, target: CaseStatus, reason: str = "") -> str:
+    """How the process log says a status changed: `new -> triage: why`."""
+    text = f"{previous.value} -> {target.value}"
+    return f"{text}: {reason}" if reason else text
 
 
 #: A case's subject is at most this long (longer ones are cut).

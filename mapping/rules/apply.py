@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
-from mapping.case import Case, CaseStatus, LogEntry, LogKind
+from mapping.case import Case, CaseStatus, LogEntry, LogKind, status_change
 from mapping.rules.assignment import AssignmentState, resolve
 from mapping.rules.engine import RuleOutcome, Verdict
 
@@ -91,7 +91,7 @@ def apply_outcome(
     if target is not None and target != case.status and case.can_move_to(target):
         # What `Case.move_to` does, its log entry validated with the others.
         reason = "type unclear: the lead judges" if outcome.needs_triage else "owner by rule"
-        entries.append((LogKind.STATUS, f"{case.status.value} -> {target.value}: {reason}"))
+        entries.append((LogKind.STATUS, status_change(case.status, target, reason)))
         _set(case, "status", target)
     _log_all(case, entries, at)
     return Routing(
