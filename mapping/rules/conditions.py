@@ -11,8 +11,8 @@ checked, condition by condition, cheap ones first.
 Matching is done in two steps, so that the first can run where the mail is parsed:
 `prematch(content)` checks every condition on the report's content (all but the weekday and
 the hour), and `finish(prematched, received_at)` checks the time conditions of the rules that
-have any. `matching(facts)` does both. A `Conditions` pickles as its rules (a parse worker
-compiles them again) and carries a token, so that what a worker prematched is only used by the
+have any. `matching(facts)` does both. A `Conditions` carries a token, so that what a parse
+worker prematched (with a copy of the engine, see `RuleEngine.__reduce__`) is only used by the
 engine of the same rules (`Prematched.token`).
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from mapping.parsed_email import ParsedEmail
@@ -356,10 +356,6 @@ class Conditions:
         self._regexes = bool(patterns)
         self._gate = _gate(patterns)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as its rules, zone and token: a parse worker compiles them again."""
-        return (_compiled, (self.rules, self.zone, self.token))
-
     def _prepare(self, content: ReportContent) -> _Report:
         # Enough for the index, at about half the cost of `normalize` (see `KeywordIndex.find`).
         subject, body = fold(content.subject), fold(content.body)
@@ -446,7 +442,3 @@ class Conditions:
             else:
                 found.append((position, evidence))
         return found
-
-
-def _compiled(rules: list[Rule], zone: ZoneInfo, token: str) -> Conditions:
-    return Conditions(rules, zone, token=token)
