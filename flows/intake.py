@@ -417,11 +417,8 @@ def resolve_held(
             raw=tx.get_blob(entry.blob_sha256),
             received_at=entry.received_at,
         )
-        prepared = prepare(message, context, size_limit=False)
-        if prepared.error is not None:
-            raise prepared.error  # as parse_email raised it (it was parsed when it was held)
-        parsed = prepared.parsed
-        assert parsed is not None
+        parsed = parse_email(message.raw)
+        prepared = PreparedMessage(message, entry.blob_sha256, parsed=parsed)
         report = IntakeReport(fetched=1)
         if action is ReviewAction.ACCEPT:
             number = (entry.detail or {}).get("candidate_case")
