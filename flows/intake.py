@@ -314,18 +314,16 @@ def ingest_one_safely(
         tx.put_blob(message.raw)
     if not guarded:
         entry = _ingest_one(tx, prepared, context, report, replaces=replaces, earlier=earlier)
-        if earlier is not None:
-            earlier.setdefault(entry.identity, entry)
-        return entry
-    savepoint = tx.connection.begin_nested()
-    try:
-        entry = _ingest_one(tx, prepared, context, report, replaces=replaces, earlier=earlier)
-        savepoint.commit()
-    except Exception as error:  # one bad message must never block the others
-        savepoint.rollback()
-        logger.exception("quarantined %s", message.location)
-        reason = describe(error)
-        entry = _quarantine(tx, prepared, context, report, reason, replaces=replaces)
+    else:
+        savepoint = tx.connection.begin_nested()
+        try:
+            entry = _ingest_one(tx, prepared, context, report, replaces=replaces, earlier=earlier)
+            savepoint.commit()
+        except Exception as error:  # one bad message must never block the others
+            savepoint.rollback()
+            logger.exception("quarantined %s", message.location)
+            reason = describe(error)
+            entry = _quarantine(tx, prepared, context, report, reason, replaces=replaces)
     if earlier is not None:
         earlier.setdefault(entry.identity, entry)
     return entry
