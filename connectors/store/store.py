@@ -568,7 +568,6 @@ class StoreTransaction:
         if self._deferring:
             self._pending_outbox.append(row)
             return None
-        self.flush()
         result = self.connection.execute(self._hot.queue, row)
         new_id = result.scalar_one_or_none()
         return None if new_id is None else int(new_id)
