@@ -230,9 +230,10 @@ class StoreTransaction:
         self._pending_cases: list[dict[str, Any]] = []
         self._pending_ledger: list[dict[str, Any]] = []
         self._pending_outbox: list[dict[str, Any]] = []
-        #: Case counters while inserts are deferred: month -> last number given, last written.
+        #: Case counters while inserts are deferred: month -> the last number given.
         self._counters: dict[str, int] = {}
-        self._counters_written: dict[str, int] = {}
+        #: Months whose last number was counted in memory and is not written yet.
+        self._counters_unwritten: dict[str, int] = {}
 
     def defer_inserts(self) -> None:
         """From now on new cases, ledger rows and outbox messages are written together, in one
@@ -256,14 +257,14 @@ class StoreTransaction:
         if self._pending_cases:
             rows, self._pending_cases = self._pending_cases, []
             self.connection.execute(self._hot.add_case, rows)
-        for month, sequence in self._counters.items():
-            if sequence != self._counters_written.get(month):
+        if self._counters_unwritten:
+            counted, self._counters_unwritten = self._counters_unwritten, {}
+            for month, sequence in counted.items():
                 self.connection.execute(
                     update(t.case_counters)
                     .where(t.case_counters.c.month == month)
                     .values(last_sequence=sequence)
                 )
-                self._counters_written[month] = sequence
         if self._pending_ledger:
             rows, self._pending_ledger = self._pending_ledger, []
             self.connection.execute(self._hot.record, rows)
@@ -288,15 +289,13 @@ class StoreTransaction:
         until commit, so no one else can number in between); the next ones are counted here
         and the last is written at `flush`."""
         key = f"{month.year:04d}{month.month:02d}"
-        counted = self._counters.get(key) if self._deferring else None
-        if counted is not None:
-            sequence = counted + 1
+        if self._deferring and key in self._counters:
+            sequence = self._counters[key] + 1
+            self._counters_unwritten[key] = sequence
         else:
             sequence = self.connection.execute(
                 self._hot.next_case_number, {"month": key}
             ).scalar_one()
-            if self._deferring:
-                self._counters_written[key] = sequence
         if self._deferring:
             self._counters[key] = sequence
         return format_case_number(month, sequence)
