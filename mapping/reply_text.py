@@ -490,11 +490,10 @@ def visible_reply(text: str) -> str:
         return ""
     text = text[:_MAX_SCAN].replace("\r\n", "\n")
     own = _cut_quote(_without_bottom_quote(text))
-    rule = _SIGNATURE_RULE.search(own) if "--" in own else None
-    if rule is not None:
-        own = own[: rule.start()]
-    # The dash sign-off starts with "-", a footer rule is ten of "-", "_" or "=".
+    # A signature rule is "--"; the dash sign-off starts with "-", a footer rule is ten of "-",
+    # "_" or "=".
     for pattern, needs in (
+        (_SIGNATURE_RULE, (("--",),)),
         (_CHINESE_SIGNATURES, ()),
         (_DASH_SIGNOFF, (("-",),)),
         (_FOOTER_RULE, (("-", "_", "="),)),
