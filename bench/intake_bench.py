@@ -39,13 +39,12 @@ sys.path.insert(0, str(ROOT))
 from imap_tools import MailBoxUnencrypted  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from bench.rules_timing import TimedPrematch, TimedRouter  # noqa: E402
+from bench.rules_timing import time_rules  # noqa: E402
 from connectors.imap_mailbox import ImapMailbox  # noqa: E402
 from connectors.mailbox import MailboxCursor  # noqa: E402
 from connectors.store import CaseStore  # noqa: E402
 from flows.intake import IntakeReport, finish_pending_marks, ingest_batch  # noqa: E402
 from flows.parse_ahead import ParseAhead  # noqa: E402
-from flows.routing import CaseRouter  # noqa: E402
 from flows.runtime import intake_context  # noqa: E402
 from flows.settings import OutgoingSettings, Settings  # noqa: E402
 from tests.support.dovecot import DovecotServer  # noqa: E402
@@ -180,11 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         context = intake_context(settings)  # the shipped rules, as the flow reads them
         # The rules timed inside: the router here, the prematch where it runs (the worker too).
-        assert isinstance(context.route_new_case, CaseRouter) and context.prematch is not None
-        timed_router = TimedRouter(context.route_new_case)
-        context.route_new_case = timed_router
-        timed_prematch = TimedPrematch(context.prematch, workdir)
-        context.prematch = timed_prematch
+        timed_router, timed_prematch = time_rules(context, workdir)
 
         def mailbox() -> ImapMailbox:
             return ImapMailbox(

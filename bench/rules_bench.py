@@ -46,7 +46,6 @@ from connectors.mailbox import MailboxCursor, RawMessage
 from connectors.store import CaseStore
 from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
 from flows.parse_ahead import ParseAhead
-from flows.routing import CaseRouter
 from flows.runtime import intake_context
 from flows.settings import Settings
 from mapping.email_to_case import case_from_email
@@ -282,7 +281,7 @@ def timed_intake(
     them), with the rules timed inside: `TimedRouter` on the hook, `TimedPrematch` on the content
     matching, wherever it runs. The caller counts reports and new cases into the `Measured`; the
     time runs from the parse pool's start to its end, as in the flow."""
-    from bench.rules_timing import TimedPrematch, TimedRouter
+    from bench.rules_timing import time_rules
 
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -290,13 +289,8 @@ def timed_intake(
         path.write_text(rules_text, encoding="utf-8")
         settings = Settings(rules_path=path, data_dir=folder, database_url="sqlite://")
         context = intake_context(settings)
-        assert isinstance(context.route_new_case, CaseRouter)
-        timed = TimedRouter(context.route_new_case)
-        context.route_new_case = timed
-        # The rules' content matching runs where mail is parsed: timed there too.
-        assert context.prematch is not None
-        timed_prematch = TimedPrematch(context.prematch, folder)
-        context.prematch = timed_prematch
+        # The router here; the rules' content matching where mail is parsed, timed there too.
+        timed, timed_prematch = time_rules(context, folder)
         store = CaseStore.open(f"sqlite:///{folder}/bench.sqlite3")
         measured = Measured()
         try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # not imported for real: a parse worker unpickles this module, lightly
     from connectors.store import StoreTransaction
+    from flows.intake import IntakeContext
     from flows.parse_ahead import Prematch
     from flows.routing import CaseRouter
     from mapping.case import Case
@@ -87,3 +88,15 @@ class TimedRouter:
     @property
     def rules_seconds(self) -> float:
         return self.seconds - self.notice_seconds
+
+
+def time_rules(context: IntakeContext, folder: Path) -> tuple[TimedRouter, TimedPrematch]:
+    """Wrap `context`'s router and prematch (as `intake_context` made them) in the timers; a
+    worker writes its prematch totals into `folder`."""
+    from flows.routing import CaseRouter  # here, not at the top (see the imports)
+
+    assert isinstance(context.route_new_case, CaseRouter) and context.prematch is not None
+    router = TimedRouter(context.route_new_case)
+    prematch = TimedPrematch(context.prematch, folder)
+    context.route_new_case, context.prematch = router, prematch
+    return router, prematch
