@@ -116,11 +116,17 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
-def deliver(server: DovecotServer, count: int, total: Any) -> None:
-    """Generate and deliver the messages (run in a child: its memory is not intake's)."""
+def make_messages(count: int) -> list[bytes]:
+    """`count` varied reports (`make_message`), the same for every run but the attachment's
+    random bytes."""
     rng = random.Random(20240520)
     attachment = base64.b64encode(os.urandom(75_000))[:100_000]
-    raws = [make_message(i, rng, attachment) for i in range(count)]
+    return [make_message(i, rng, attachment) for i in range(count)]
+
+
+def deliver(server: DovecotServer, count: int, total: Any) -> None:
+    """Generate and deliver the messages (run in a child: its memory is not intake's)."""
+    raws = make_messages(count)
     server.deliver_fast("bench", "INBOX", raws)
     total.value = sum(len(raw) for raw in raws)
 

@@ -16,7 +16,7 @@ Generates 200 rules and 10,000 reports (`make_rules`, `make_mail`), then measure
    rules' time in this process (content matching done here + decide, log, assign; composing the
    notices is mail work, counted as intake) in us a report and as a share of intake, and for (a)
    the worker's content matching, which runs beside this process;
-3. the same over `--realistic` mails like those of bench/intake_bench.py (`make_message`:
+3. the same over `--realistic` mails like those of bench/intake_bench.py (`make_messages`:
    Chinese and English in five charsets, some HTML-only, one in four with a 100 KB
    attachment), as a support mailbox receives them: the generated reports above are short
    (~300 characters, no attachment) and each matches several rules, the worst case for the
@@ -31,9 +31,7 @@ are skipped (one line says why) and 1 and 4 still run.
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
-import os
 import random
 import sys
 import tempfile
@@ -382,15 +380,6 @@ def show(title: str, run: Measured, *, target: bool) -> None:
 MODES = ((1, "a parse worker, as the flow runs on 2+ cores"), (0, "parsing in-process"))
 
 
-def realistic_mail(count: int) -> list[bytes]:
-    """`count` mails as bench/intake_bench.py makes them (its seed and attachment size)."""
-    from bench.intake_bench import make_message
-
-    rng = random.Random(20240520)
-    attachment = base64.b64encode(os.urandom(75_000))[:100_000]
-    return [make_message(index, rng, attachment) for index in range(count)]
-
-
 def start_dovecot() -> tuple[DovecotServer | None, str]:
     """A started Dovecot of the bench's own, or None and why not."""
     from tests.support.dovecot import DovecotError, DovecotServer
@@ -474,10 +463,12 @@ def main() -> None:
     if server is None:
         print(f"intake from IMAP skipped: Dovecot cannot start ({why})")
     else:
-        workloads = [("generated reports", "short", full)]
-        if args.realistic:
-            workloads.append(("realistic mail", "real", realistic_mail(args.realistic)))
+        from bench.intake_bench import make_messages
+
         try:
+            workloads = [("generated reports", "short", full)]
+            if args.realistic:
+                workloads.append(("realistic mail", "real", make_messages(args.realistic)))
             runs = []
             for label, prefix, raws_of in workloads:
                 for workers, how in MODES:
