@@ -51,11 +51,12 @@ from mapping.jira_issue import (
     add_comments,
     apply_snapshot,
     map_issue,
+    markup_for,
     new_case_from_issue,
     walk_status,
 )
 from mapping.outgoing_mail import ComposeError, SenderIdentity, compose
-from mapping.rules import ReportFacts, facts_from_case
+from mapping.rules import ReportFacts, facts_from_issue
 
 __all__ = [
     "SOURCE",
@@ -129,8 +130,7 @@ class JiraSyncContext:
 
     @property
     def markup(self) -> Markup:
-        # Cloud (v3) text arrives as ADF and the connector makes it plain; DC's is wiki markup.
-        return "plain" if self.flavor == "cloud" else "wiki"
+        return markup_for(self.flavor)
 
 
 class JiraSyncReport(BaseModel):
@@ -309,13 +309,7 @@ class JiraPull:
         if case is None:
             case = new_case_from_issue(mapped, now=now)
             if context.route is not None:
-                facts = facts_from_case(
-                    case,
-                    jira_components=mapped.components,
-                    jira_labels=mapped.labels,
-                    jira_priority=mapped.priority_name,
-                    triaged_by_person=mapped.triaged_by_person,
-                )
+                facts = facts_from_issue(case, mapped)
                 # The first import brings in a project's history: route it, but tell nobody
                 # about hundreds of old issues at once.
                 context.route(tx, case, facts, notify=self.incremental)

@@ -65,6 +65,7 @@ __all__ = [
     "case_label",
     "created_issue_snapshot",
     "map_issue",
+    "markup_for",
     "new_case_from_issue",
     "rich_text",
     "walk_status",
@@ -74,6 +75,12 @@ __all__ = [
 #: Who the process log says made a change that came from Jira (when no person is known).
 JIRA_ACTOR = "jira"
 Markup = Literal["wiki", "plain"]
+
+
+def markup_for(flavor: str) -> Markup:
+    """How an issue's text fields arrive from the client: Cloud's (REST v3) as ADF, which the
+    connector makes plain text; Data Center's (REST v2) as wiki markup."""
+    return "plain" if flavor == "cloud" else "wiki"
 
 
 class JiraMappingError(CasedeskError):

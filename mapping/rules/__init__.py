@@ -13,7 +13,13 @@ from mapping.rules.assignment import AssignmentState, PreviewState, resolve, rou
 from mapping.rules.calendar import due_time
 from mapping.rules.conditions import Prematched
 from mapping.rules.engine import Decision, RuleEngine, RuleMatch, RuleOutcome, Verdict
-from mapping.rules.facts import ManualTriage, ReportFacts, facts_from_case, facts_from_email
+from mapping.rules.facts import (
+    ManualTriage,
+    ReportFacts,
+    facts_from_case,
+    facts_from_email,
+    facts_from_issue,
+)
 from mapping.rules.loader import DEFAULT_RULES_PATH, load_rules, parse_rules
 from mapping.rules.model import AssignSpec, Rule, RuleSet, Strategy
 
@@ -38,6 +44,7 @@ __all__ = [
     "due_time",
     "facts_from_case",
     "facts_from_email",
+    "facts_from_issue",
     "load_rules",
     "parse_rules",
     "resolve",

@@ -18,6 +18,7 @@ from mapping.case import (
     utc_datetime,
 )
 from mapping.email_to_case import case_texts, description_of
+from mapping.jira_issue import MappedIssue
 from mapping.parsed_email import ParsedEmail
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "email_content",
     "facts_from_case",
     "facts_from_email",
+    "facts_from_issue",
 ]
 
 
@@ -173,4 +175,16 @@ def facts_from_case(
         )
         if triaged_by_person
         else None,
+    )
+
+
+def facts_from_issue(case: Case, issue: MappedIssue) -> ReportFacts:
+    """Facts of a case new from a Jira issue (`new_case_from_issue`): the case's, with the
+    issue's components, labels, priority and whether a person triaged it already."""
+    return facts_from_case(
+        case,
+        jira_components=issue.components,
+        jira_labels=issue.labels,
+        jira_priority=issue.priority_name,
+        triaged_by_person=issue.triaged_by_person,
     )
