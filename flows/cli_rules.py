@@ -1,7 +1,8 @@
-"""`casedesk rules check [FILE]` and `casedesk rules explain FILE.eml`: look, never write.
+"""`casedesk rules check [FILE]` and `casedesk rules explain FILE.eml|KEY`: look, never write.
 
 `explain` takes a target and finds its facts through `TARGET_SOURCES`, a table of (recognise,
-load) pairs: today an .eml file; a Jira issue key joins the table once the Jira intake exists.
+load) pairs: an .eml file, or a Jira issue key (read from the Jira the settings name, as the
+sync would read it the first time; nothing is written, here or in Jira).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli_support import ConfigOption, load
-from mapping.errors import CasedeskError
+from mapping.errors import CasedeskError, ConfigError
 
 __all__ = ["TARGET_SOURCES", "explain_text", "rules_app"]
 
@@ -81,13 +82,25 @@ def _is_jira_key(target: str) -> bool:
 
 
 def _facts_from_jira(target: str, settings: Any) -> Any:
-    # Extension point: fetch the issue, map it to a case, then
-    # `facts_from_case(case, jira_components=..., jira_labels=..., jira_priority=...,
-    # triaged_by_person=...)`, and replace this error.
-    raise CasedeskError(
-        f"{target} looks like a Jira issue key; explaining Jira issues comes with the Jira intake. "
-        "For now pass an .eml file."
-    )
+    """The facts of issue `target` as the Jira sync would route it if it were new: one GET of the
+    issue (its comments are not needed), mapped by the settings' `[jira.mapping]`."""
+    from flows.runtime import build_jira_client
+    from mapping.jira_issue import map_issue, markup_for, new_case_from_issue
+    from mapping.rules import facts_from_issue
+
+    jira = settings.jira
+    if not jira.enabled:
+        raise ConfigError(
+            f"Jira is not enabled, so {target} cannot be read: set enabled = true and the "
+            "connection under [jira] (docs/jira.md), or pass an .eml file",
+            key="jira",
+        )
+    with build_jira_client(settings) as client:
+        issue = client.get_issue(target)
+    # The rules read no comment: none is asked for beyond what the issue embeds, none mapped.
+    mapped = map_issue(issue, jira.mapping, comments=[], markup=markup_for(jira.flavor))
+    case = new_case_from_issue(mapped, now=datetime.now(UTC))
+    return facts_from_issue(case, mapped)
 
 
 #: How `explain` turns a target into facts: the first entry that recognises it wins.
@@ -102,7 +115,10 @@ def explain_text(facts: Any, rules: Any, zone: Any) -> str:
     from mapping.rules import RuleEngine
 
     outcome = RuleEngine(rules, zone).evaluate(facts)
-    lines = [f"subject: {facts.subject}", f"from: {facts.sender or '-'}", "", "matched rules:"]
+    lines = [f"subject: {facts.subject}", f"from: {facts.sender or '-'}"]
+    if facts.jira_project is not None:
+        lines.append(f"jira: {_jira_line(facts)}")
+    lines += ["", "matched rules:"]
     for match in outcome.matches or []:
         note = f"  [{match.note}]" if match.note else ""
         lines.append(f"  {match.rule_id}: {match.because}{note}")
@@ -112,6 +128,8 @@ def explain_text(facts: Any, rules: Any, zone: Any) -> str:
     if outcome.owner is not None:
         pick = outcome.owner
         lines.append(f"  owner: {pick.spec.describe()} by rule {pick.rule_id} (picked when stored)")
+    elif outcome.manual_owner is not None:
+        lines.append(f"  owner: {outcome.manual_owner} (triaged by a person in Jira)")
     for pick in outcome.collaborators:
         lines.append(f"  collaborator: {pick.spec.describe()} by rule {pick.rule_id}")
     if outcome.needs_triage:
@@ -133,9 +151,22 @@ def explain_text(facts: Any, rules: Any, zone: Any) -> str:
     return "\n".join(lines)
 
 
+def _jira_line(facts: Any) -> str:
+    """`project SUP, components Web, labels -, priority High, triaged by a person`."""
+    parts = [
+        f"project {facts.jira_project}",
+        f"components {', '.join(facts.jira_components) or '-'}",
+        f"labels {', '.join(facts.jira_labels) or '-'}",
+        f"priority {facts.jira_priority or '-'}",
+    ]
+    if facts.manual is not None:
+        parts.append("triaged by a person (rules without override_manual leave it)")
+    return ", ".join(parts)
+
+
 @rules_app.command("explain")
 def rules_explain(
-    target: Annotated[str, typer.Argument(help="An .eml file (a Jira key once Jira exists).")],
+    target: Annotated[str, typer.Argument(help="An .eml file, or a Jira issue key (SUP-12).")],
     config: ConfigOption = None,
     rules_file: RulesOption = None,
 ) -> None:

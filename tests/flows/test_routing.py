@@ -256,11 +256,3 @@ def test_rules_explain_shows_matches_and_writes_nothing(
     assert "  type: 系统故障 (system_fault)" in out
     assert "  status: new (waiting for the dispatcher)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before
-
-
-def test_rules_explain_of_a_jira_key_says_when_it_comes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert main(["rules", "explain", "SUP-12"]) == 1
-    assert "explaining Jira issues comes with the Jira intake" in capsys.readouterr().err
