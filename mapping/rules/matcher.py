@@ -4,6 +4,8 @@ Chinese has no spaces between words, so a CJK keyword matches as a substring; a 
 matches only as whole words, so `log` does not match `login` (but `CRM` does match in `登录CRM`).
 In one rule: a keyword occurs where its text occurs and, at each end that is a Latin word
 character, the report's neighbouring character is not one.
+Keywords and reports are compared as the same letters however they were typed: NFKC
+(full-width ＥＲＲＯＲ is error), case-folded, typographic apostrophes plain (`_compatible`).
 
 All keywords are in one Aho-Corasick automaton (`pyahocorasick`, a well-kept, BSD-licensed C
 implementation): one pass over a report gives every occurrence of every keyword, overlapping
@@ -26,6 +28,7 @@ and the root has one child for each first character of a keyword), ~1 the white-
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +44,27 @@ WORD_CHARS = frozenset(
 )
 
 
+def _compatible(text: str) -> str:
+    """`text` as the same letters however they were typed: NFKC (full-width Ｌｏｇｉｎ and
+    ＥＲＲＯＲ, as a Chinese input method types them, become login and error; U+3000 and the
+    other wide spaces a space) and the typographic apostrophes (can’t, as phones and word
+    processors write it) the plain one. Text in ASCII has none of these and is returned as it is.
+    """
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
+
+
 def normalize(text: str) -> str:
-    """Case-folded, every run of white space one space: how keywords and reports are compared."""
-    return " ".join(text.casefold().split())
+    """Compatible (`_compatible`), case-folded, every run of white space one space: how keywords
+    and reports are compared."""
+    return " ".join(_compatible(text).casefold().split())
 
 
 def fold(text: str) -> str:
-    """Case-folded, line breaks made spaces: all `KeywordIndex.find` needs (about half the cost
-    of `normalize`, which splits the text into words and joins them again)."""
-    return text.casefold().replace("\n", " ")
+    """Compatible, case-folded, line breaks made spaces: all `KeywordIndex.find` needs (about
+    half the cost of `normalize`, which splits the text into words and joins them again)."""
+    return _compatible(text).casefold().replace("\n", " ")
 
 
 def _regular(text: str) -> bool:

@@ -157,6 +157,30 @@ def test_subject_and_body_are_searched_apart() -> None:
     assert index.find("login\nerror") == set()
 
 
+@pytest.mark.parametrize(
+    ("keyword", "text", "found"),
+    [
+        # Full-width letters and digits, as a Chinese input method types them.
+        ("error", "ＥＲＲＯＲ 500", True),
+        ("erp", "ＥＲＰ系统报错", True),
+        ("vpn", "ＶＰＮ连不上", True),
+        ("error 500", "Ｅｒｒｏｒ　５００", True),  # and the ideographic space between
+        ("ＳＳＯ", "sso login fails", True),  # a keyword typed full-width too
+        ("login", "ｌｏｇｉｎｓ", False),  # still whole words only
+        # The typographic apostrophe of phones and word processors.
+        ("can't log in", "I can’t log in since Monday", True),
+        ("can’t access", "we can't access the portal", True),
+        ("can't", "we cant", False),
+    ],
+)
+def test_keywords_match_however_the_letters_were_typed(
+    keyword: str, text: str, found: bool
+) -> None:
+    index = KeywordIndex.build([keyword])
+    assert bool(index.find(fold(text))) is found
+    assert bool(index.find(normalize(text))) is found
+
+
 # Rules, end to end -------------------------------------------------------------------------
 def facts(subject: str = "", body: str = "", **more: object) -> ReportFacts:
     return ReportFacts.model_validate(
@@ -280,3 +304,13 @@ def test_decide_is_evaluate_in_plain_values(subject: str, body: str) -> None:
     outcome = rules.evaluate(report)
     assert routed == apply_outcome(by_outcome, outcome, groups={}, state=PreviewState(), at=at)
     assert by_verdict == by_outcome
+
+
+def test_default_rules_read_full_width_and_curly_apostrophes() -> None:
+    shipped = RuleEngine(load_rules(None), ZONE)
+    typed = shipped.evaluate(facts("I can\u2019t log in", "Since this morning."))
+    plain = shipped.evaluate(facts("I can't log in", "Since this morning."))
+    assert typed.matched_rules == plain.matched_rules != []
+    assert (typed.problem_type, typed.priority) == (plain.problem_type, plain.priority)
+    wide = shipped.evaluate(facts("ＬＯＧＩＮ ＥＲＲＯＲ", "ＳＳＯ"))
+    assert wide.matched_rules == shipped.evaluate(facts("login error", "sso")).matched_rules != []
