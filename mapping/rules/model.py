@@ -13,10 +13,12 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# `li@example.com`, `@example.com` or `example.com`: a domain has at least two dotted labels.
+SENDER = re.compile(r"(?:[^\s@]*@)?[\w-]+(?:\.[\w-]+)+")
 _DURATION_PART = re.compile(r"(\d+)\s*([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
@@ -68,7 +72,39 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+#: Why an empty value of a list field is refused, by field. No value in a rules file may be
+#: empty or only spaces: it is refused with the reason, never silently dropped.
+_WHY_NOT_EMPTY = {
+    "keywords": "an empty keyword would match everything",
+    "all_keywords": "an empty keyword would match everything",
+    "subject_keywords": "an empty keyword would match everything",
+    "not_keywords": "an empty keyword would match everything",
+    "regex": "an empty regular expression would match everything",
+    "subject_regex": "an empty regular expression would match everything",
+    "sender": "an empty sender is no address or domain",
+    "mailbox": "an empty mailbox name matches no mailbox",
+    "jira_project": "an empty Jira project matches no issue",
+    "jira_component": "an empty Jira component matches no issue",
+    "jira_label": "an empty Jira label matches no issue",
+    "jira_priority": "an empty Jira priority matches no issue",
+    "attachment_types": "an empty attachment type matches no attachment",
+    "tags": "an empty tag is no tag",
+}
+
+
+def _no_blank(values: list[str], info: ValidationInfo) -> list[str]:
+    if any(not value.strip() for value in values):
+        why = _WHY_NOT_EMPTY.get(info.field_name or "", "an empty value means nothing")
+        raise ValueError(f"{why}; remove it")
+    return values
+
+
+def _is_blank(value: str | None) -> bool:
+    return value is not None and not value.strip()
+
+
+#: A list of non-empty strings; a single string is a list of one.
+StrList = Annotated[list[str], BeforeValidator(_as_list), AfterValidator(_no_blank)]
 
 
 class _Strict(BaseModel):
@@ -124,7 +160,7 @@ class When(_Strict):
     regex: StrList = Field(default_factory=list, description="Any matches subject or body.")
     subject_regex: StrList = Field(default_factory=list)
     sender: StrList = Field(
-        default_factory=list, description="Addresses, or domains as `@example.com`."
+        default_factory=list, description="Addresses, or domains: `@example.com`, `example.com`."
     )
     mailbox: StrList = Field(default_factory=list)
     source: list[SourceKind] = Field(default_factory=list)
@@ -151,11 +187,15 @@ class When(_Strict):
             return [HourRange.parse(item) if isinstance(item, str) else item for item in items]
         return items
 
-    @field_validator("keywords", "all_keywords", "subject_keywords", "not_keywords", "jira_label")
+    @field_validator("sender")
     @classmethod
-    def _no_blank(cls, values: list[str]) -> list[str]:
-        if any(not value.strip() for value in values):
-            raise ValueError("an empty keyword would match everything; remove it")
+    def _sender_form(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not SENDER.fullmatch(value):
+                raise ValueError(
+                    f"sender {value!r} must be an address ('li@example.com'), a domain with a "
+                    "leading '@' ('@example.com') or a bare domain ('example.com')"
+                )
         return values
 
     @field_validator("regex", "subject_regex")
@@ -194,6 +234,15 @@ class AssignSpec(_Strict):
     person: str | None = None
     group: str | None = None
     strategy: Strategy | None = None
+
+    @field_validator("person")
+    @classmethod
+    def _someone(cls, value: str | None) -> str | None:
+        if _is_blank(value):
+            raise ValueError(
+                "an empty person names no one; give an address ('li@example.com') or remove it"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:
@@ -244,6 +293,13 @@ class Then(_Strict):
     @classmethod
     def _owner(cls, value: object) -> object:
         return {"person": value} if isinstance(value, str) else value
+
+    @field_validator("related_system")
+    @classmethod
+    def _system_named(cls, value: str | None) -> str | None:
+        if _is_blank(value):
+            raise ValueError("an empty related system names nothing; remove it")
+        return value
 
     @property
     def is_empty(self) -> bool:
@@ -347,8 +403,14 @@ class RuleSet(_Strict):
     @classmethod
     def _groups_have_people(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
         for name, members in groups.items():
+            if not name.strip():
+                raise ValueError("a group needs a name: one of [groups] has an empty one")
             if not members:
                 raise ValueError(f"group {name!r} has no members")
+            if any(not member.strip() for member in members):
+                raise ValueError(
+                    f"group {name!r} lists an empty person, who names no one; remove it"
+                )
             if len(set(members)) != len(members):
                 raise ValueError(f"group {name!r} lists someone twice")
         return groups

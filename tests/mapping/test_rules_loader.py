@@ -99,6 +99,99 @@ BAD_FILES = [
         '[[rule]]\nid = "a"\nwhen.keywords = [""]\nthen.tags = ["t"]\n',
         "rules.toml:1 rule 'a': when.keywords: an empty keyword would match everything; remove it",
     ),
+    # No value may be empty (or only spaces): refused with why, never dropped.
+    (
+        '[[rule]]\nid = "a"\nthen.owner = { person = "" }\n',
+        "rules.toml:1 rule 'a': then.owner.person: an empty person names no one; give an "
+        "address ('li@example.com') or remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = " "\n',
+        "rules.toml:1 rule 'a': then.owner.person: an empty person names no one; give an "
+        "address ('li@example.com') or remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.collaborators = ["ops@example.com", ""]\n',
+        "rules.toml:1 rule 'a': then.collaborators.1.person: an empty person names no one; "
+        "give an address ('li@example.com') or remove it",
+    ),
+    (
+        '[groups]\nl1 = ["a@example.com", ""]\n',
+        "rules.toml: groups: group 'l1' lists an empty person, who names no one; remove it",
+    ),
+    (
+        '[groups]\n"" = ["a@example.com"]\n',
+        "rules.toml: groups: a group needs a name: one of [groups] has an empty one",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.sender = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.sender: an empty sender is no address or domain; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.sender = ["vip"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.sender: sender 'vip' must be an address "
+        "('li@example.com'), a domain with a leading '@' ('@example.com') or a bare domain "
+        "('example.com')",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.sender = ["ceo@example"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.sender: sender 'ceo@example' must be an address "
+        "('li@example.com'), a domain with a leading '@' ('@example.com') or a bare domain "
+        "('example.com')",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.sender = ["*.example.com"]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.sender: sender '*.example.com' must be an address "
+        "('li@example.com'), a domain with a leading '@' ('@example.com') or a bare domain "
+        "('example.com')",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.mailbox = ""\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.mailbox: an empty mailbox name matches no mailbox; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.jira_project = [" "]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.jira_project: an empty Jira project matches no issue; "
+        "remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.jira_component = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.jira_component: an empty Jira component matches no issue; "
+        "remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.jira_label = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.jira_label: an empty Jira label matches no issue; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.jira_priority = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.jira_priority: an empty Jira priority matches no issue; "
+        "remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.subject_keywords = ["x", " "]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.subject_keywords: an empty keyword would match "
+        "everything; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.regex = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.regex: an empty regular expression would match "
+        "everything; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.attachment_types = [""]\nthen.tags = ["t"]\n',
+        "rules.toml:1 rule 'a': when.attachment_types: an empty attachment type matches no "
+        "attachment; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.tags = [""]\n',
+        "rules.toml:1 rule 'a': then.tags: an empty tag is no tag; remove it",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.related_system = ""\n',
+        "rules.toml:1 rule 'a': then.related_system: an empty related system names nothing; "
+        "remove it",
+    ),
     (
         '[[rule]]\nid = "a"\nwhen.hours = ["25-3"]\nthen.tags = ["t"]\n',
         "rules.toml:1 rule 'a': when.hours.start: Input should be less than or equal to 23",
@@ -131,6 +224,20 @@ BAD_FILES = [
         "(at line 1, column 7)",
     ),
 ]
+
+
+def test_every_form_of_sender_loads() -> None:
+    rules = parse_rules(
+        '[[rule]]\nid = "a"\nwhen.sender = ["ceo@example.com", "@vip.example.com", '
+        '"partner.org", "李@例子.中国"]\nthen.tags = ["t"]\n',
+        source="rules.toml",
+    )
+    assert rules.rules[0].when.sender == [
+        "ceo@example.com",
+        "@vip.example.com",
+        "partner.org",
+        "李@例子.中国",
+    ]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_FILES)
