@@ -110,8 +110,11 @@ TARGET_SOURCES: list[tuple[Callable[[str], bool], Callable[[str, Any], Any]]] = 
 ]
 
 
-def explain_text(facts: Any, rules: Any, zone: Any) -> str:
-    """What the rules make of `facts`: rules that matched, decisions, outcome. Writes nothing."""
+def explain_text(facts: Any, rules: Any, zone: Any, *, lead_address: str | None) -> str:
+    """What the rules make of `facts`: rules that matched, decisions, outcome. Writes nothing.
+
+    `lead_address` is the settings' `outgoing.lead_address`: whom a case sent to triage is
+    mailed to (nobody when None)."""
     from mapping.rules import RuleEngine
 
     outcome = RuleEngine(rules, zone).evaluate(facts)
@@ -133,7 +136,12 @@ def explain_text(facts: Any, rules: Any, zone: Any) -> str:
     for pick in outcome.collaborators:
         lines.append(f"  collaborator: {pick.spec.describe()} by rule {pick.rule_id}")
     if outcome.needs_triage:
-        status = "triage (the lead is told)"
+        status = (
+            f"triage (the lead is told: {lead_address})"
+            if lead_address
+            else "triage (no lead address is set: outgoing.lead_address; "
+            "the case waits in the triage queue)"
+        )
     elif outcome.owner is not None:
         status = "assigned"
     else:
@@ -160,7 +168,7 @@ def _jira_line(facts: Any) -> str:
         f"priority {facts.jira_priority or '-'}",
     ]
     if facts.manual is not None:
-        parts.append("triaged by a person (rules without override_manual leave it)")
+        parts.append("triaged by a person (what they decided stands)")
     return ", ".join(parts)
 
 
@@ -181,4 +189,5 @@ def rules_explain(
             break
     else:
         raise CasedeskError(f"{target}: no such file (and not a Jira issue key)")
-    typer.echo(explain_text(facts, rules, settings.zone))
+    lead_address = settings.outgoing.lead_address
+    typer.echo(explain_text(facts, rules, settings.zone, lead_address=lead_address))

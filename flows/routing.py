@@ -4,7 +4,8 @@
 no restart) and refuses a bad one with RulesError before any mail is read. The router it returns
 is `IntakeContext.route_new_case`: it evaluates the rules, writes the decisions to the case,
 assigns (round-robin state and open-case counts come from the same transaction as the case), and
-queues a notice to the lead (triage) or to the owner and collaborators (assignment).
+queues a notice to the lead (triage) or to the owner and collaborators (assignment). Without
+`outgoing.lead_address` a triage notice goes to nobody: `make_router` warns of that each run.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ from mapping.rules import (
     load_rules,
 )
 
-__all__ = ["ASSIGNMENT_NOTICE", "TRIAGE_NOTICE", "CaseRouter", "make_router"]
+__all__ = ["ASSIGNMENT_NOTICE", "NO_LEAD_WARNING", "TRIAGE_NOTICE", "CaseRouter", "make_router"]
 
 logger = logging.getLogger(__name__)
 
 TRIAGE_NOTICE = "triage_notice"
 ASSIGNMENT_NOTICE = "assignment"
+NO_LEAD_WARNING = (
+    "no lead address is set, so cases sent to triage will not be mailed to anyone (they wait "
+    "in the triage queue): set outgoing.lead_address in the settings "
+    "(or CASEDESK_OUTGOING__LEAD_ADDRESS)"
+)
 
 
 @dataclass
@@ -128,6 +134,9 @@ def make_router(settings: Settings) -> CaseRouter:
 
     rules = load_rules(settings.rules_path)
     logger.info("rules: %d loaded from %s", len(rules.rules), settings.rules_path or "defaults")
+    if not settings.outgoing.lead_address:
+        # Once per run (a router is made once per run): otherwise triage is silent.
+        logger.warning(NO_LEAD_WARNING)
     return CaseRouter(
         rules=rules,
         engine=RuleEngine(rules, settings.zone),

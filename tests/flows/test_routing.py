@@ -3,6 +3,7 @@ a rules file read at each run, and the `casedesk rules` commands."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -15,7 +16,7 @@ from connectors.mailbox import RawMessage
 from connectors.store import CaseStore
 from flows.cli import main
 from flows.intake import ingest_batch
-from flows.routing import CaseRouter, make_router
+from flows.routing import NO_LEAD_WARNING, CaseRouter, make_router
 from flows.runtime import intake_context
 from flows.settings import Settings
 from mapping.case import Case, CaseSource, CaseStatus, LogKind, Person, Priority, SourceKind
@@ -169,6 +170,39 @@ def test_without_a_lead_address_the_triage_notice_is_only_logged(
     assert store.outbox_items() == []
 
 
+def test_without_a_lead_address_each_run_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CASEDESK_OUTGOING__LEAD_ADDRESS", raising=False)
+    settings = settings_with(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
+    assert settings.outgoing.lead_address is None
+    with caplog.at_level(logging.INFO, logger="flows.routing"):
+        make_router(settings)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.levelno, r.getMessage()) for r in warnings] == [
+        ("flows.routing", logging.WARNING, NO_LEAD_WARNING)
+    ]
+    assert NO_LEAD_WARNING == (
+        "no lead address is set, so cases sent to triage will not be mailed to anyone (they "
+        "wait in the triage queue): set outgoing.lead_address in the settings "
+        "(or CASEDESK_OUTGOING__LEAD_ADDRESS)"
+    )
+    # The variable it names is the one the settings read.
+    monkeypatch.setenv("CASEDESK_OUTGOING__LEAD_ADDRESS", "lead@example.com")
+    assert Settings().outgoing.lead_address == "lead@example.com"
+
+
+def test_with_a_lead_address_there_is_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_with(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
+    settings.outgoing.lead_address = "lead@example.com"
+    with caplog.at_level(logging.INFO, logger="flows.routing"):
+        made = make_router(settings)
+    assert made.lead_address == "lead@example.com"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_a_case_triaged_by_a_person_keeps_its_owner(store: CaseStore, tmp_path: Path) -> None:
     routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
     case = new_case("error")
@@ -256,3 +290,39 @@ def test_rules_explain_shows_matches_and_writes_nothing(
     assert "  type: 系统故障 (system_fault)" in out
     assert "  status: new (waiting for the dispatcher)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def explain_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """`casedesk rules explain`'s status line for a report the shipped rules send to triage."""
+    monkeypatch.delenv("CASEDESK_OUTGOING__LEAD_ADDRESS", raising=False)
+    monkeypatch.delenv("CASEDESK_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    eml = tmp_path / "report.eml"
+    eml.write_bytes(raw_mail("你好", "麻烦看一下", "1").raw)
+    assert main(["rules", "explain", str(eml)]) == 0
+    out = capsys.readouterr().out
+    assert "  type: 待分类 (untriaged)" in out
+    [status] = [line for line in out.splitlines() if line.startswith("  status: ")]
+    return status
+
+
+def test_rules_explain_names_the_lead_who_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "casedesk.toml").write_text(
+        '[outgoing]\nlead_address = "lead@example.com"\n', encoding="utf-8"
+    )
+    assert explain_status(tmp_path, capsys, monkeypatch) == (
+        "  status: triage (the lead is told: lead@example.com)"
+    )
+
+
+def test_rules_explain_says_when_no_lead_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert explain_status(tmp_path, capsys, monkeypatch) == (
+        "  status: triage (no lead address is set: outgoing.lead_address; the case waits in "
+        "the triage queue)"
+    )
