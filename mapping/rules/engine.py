@@ -6,7 +6,9 @@ matching rule says `override = true`, which replaces it; tags and collaborators 
 matching `raise_priority` raises the priority decided so far by one level, after all rules have
 set theirs. What no rule decides comes from the defaults (P2, untriaged), and an untriaged
 report goes to the triage queue. A report a person already triaged in Jira keeps that triage:
-only rules with `override_manual = true` apply to it.
+only rules with `override_manual = true` apply to it, except that when the person set no type
+(an issue type the Jira mapping does not know), the rules' type fills it in. A report a person
+already owns never goes to the triage queue: its owner judges it.
 """
 
 from __future__ import annotations
@@ -220,6 +222,8 @@ class _Then:
 
 #: Why a matching rule did nothing to a report a person triaged.
 _NOT_APPLIED = "not applied: triaged by a person in Jira"
+#: Why a matching rule decided only the type of a report a person triaged without one.
+_TYPE_ONLY = "type only: triaged by a person in Jira, who set no type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,8 +376,7 @@ class RuleEngine:
                 hit = self._hit(key)
             then = hit.then
             if manual is not None and not then.override_manual:
-                matched = hit.matched
-                matches.append(matched._replace(applied=False, note=_NOT_APPLIED))
+                matches.append(self._for_person(hit, manual, chosen, decisions))
                 continue
             matches.append(hit.matched)
             for action, decided in hit.actions:
@@ -453,12 +456,32 @@ class RuleEngine:
             tuple(matches),
             before_due,
             (*after_due, *tags.values()),
-            problem_type is ProblemType.UNTRIAGED,
+            # Nobody could tell the type, and nobody owns the report yet.
+            problem_type is ProblemType.UNTRIAGED and not (manual and manual.owner),
             manual.owner if manual else None,
             due_in,
             due_rule,
             due_reason,
         )
+
+    @staticmethod
+    def _for_person(
+        hit: _Hit,
+        manual: ManualTriage,
+        chosen: dict[str, tuple[object, _Hit]],
+        decisions: dict[str, Decided],
+    ) -> Matched:
+        """A rule that matched a report a person triaged, and does not override them: it
+        decides nothing, unless the person set no type and it is the first to decide one."""
+        if manual.problem_type is ProblemType.UNTRIAGED and "problem_type" not in chosen:
+            for action, decided in hit.actions:
+                if action.attribute == "problem_type" and decided is not None:
+                    chosen["problem_type"] = (action.value, hit)
+                    decisions["problem_type"] = decided._replace(
+                        text=f"{decided.text} (the person who triaged it in Jira set no type)"
+                    )
+                    return hit.matched._replace(note=_TYPE_ONLY)
+        return hit.matched._replace(applied=False, note=_NOT_APPLIED)
 
     def _finish(self, precided: Precided, received_at: datetime) -> Verdict:
         """The due time, from the time of intake, and the whole verdict."""

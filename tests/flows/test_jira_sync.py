@@ -30,6 +30,7 @@ from mapping.case import (
     LogKind,
     Person,
     Priority,
+    ProblemType,
     SourceKind,
 )
 from mapping.errors import JiraAuthError, JiraRateLimitError
@@ -201,6 +202,10 @@ def test_rules_route_new_cases_unless_a_person_triaged_them(world: World) -> Non
     triaged, untriaged = world.case_for("SUP-1"), world.case_for("SUP-2")
     assert triaged.owner == mia.email and triaged.priority is Priority.P0
     assert any("triaged by a person in Jira" in e.text for e in triaged.process_log)
+    # A Task maps to no type: the rules fill it in; Mia owns it, so it is not sent to triage.
+    assert triaged.problem_type is ProblemType.SYSTEM_FAULT
+    assert triaged.status is not CaseStatus.TRIAGE
+    assert world.store.outbox_items() == []
     assert any(e.kind is LogKind.RULE for e in untriaged.process_log)
 
 

@@ -114,13 +114,16 @@ def test_jira_fields_decide_and_a_persons_triage_is_kept(
     )
     code, out, _ = explain(capsys, triaged.key, "--rules", "jira-rules.toml")
     assert code == 0
-    assert "priority Highest, triaged by a person (rules without override_manual leave it)" in out
-    assert f"  billing-highest: {why}  [not applied: triaged by a person in Jira]" in out
+    assert "priority Highest, triaged by a person (what they decided stands)" in out
+    # Mia's triage stands: Jira's Highest is P0 (the default priority map), she owns it, no
+    # rule's P1 or related system; a Task maps to no type, so the rule's type fills it in.
+    note = "type only: triaged by a person in Jira, who set no type"
+    assert f"  billing-highest: {why}  [{note}]" in out
     assert "  owner: mia@example.com (triaged by a person in Jira)" in out
-    # The person's triage stands: Jira's Highest is P0 (the default priority map), no rule's
-    # P1 or related system.
     assert "  P0 (triaged by a person in Jira)" in out
-    assert "  priority: P0\n" in out and "  related system: -\n" in out
+    assert "  type: 数据异常 (data_anomaly)\n  priority: P0\n" in out
+    assert "  related system: -\n" in out
+    assert "  status: new (waiting for the dispatcher)" in out  # not triage: Mia owns it
 
 
 def test_an_unknown_key_is_a_clear_error(
