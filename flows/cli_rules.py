@@ -56,6 +56,20 @@ def _actions(rule: Any) -> str:
     return ", ".join([*(f"{k}={v}" for k, v in decided.items()), *flags])
 
 
+def _explained_time(text: str, zone: Any) -> datetime:
+    """`--at`: an ISO 8601 time, in the team's zone unless it gives an offset; in UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CasedeskError(
+            f"--at {text!r} is not a time: write it as ISO 8601, e.g. 2024-05-18T10:00 or "
+            "2024-05-18T10:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
 # Targets of `explain` -------------------------------------------------------------------------
 def _is_eml(target: str) -> bool:
     return Path(target).is_file()
@@ -72,8 +86,8 @@ def _facts_from_eml(target: str, settings: Any) -> Any:
         raise CasedeskError(f"cannot read {target}: {error}") from error
     parsed = parse_email(raw)
     mailbox = settings.mailboxes[0].name if settings.mailboxes else "support"
-    # Received "now" unless the mail says when it was sent: weekday/hour rules need a time.
-    case = case_from_email(parsed, mailbox=mailbox, now=parsed.date or datetime.now(UTC))
+    # Received now, as intake would take it in now (`--at` says another time).
+    case = case_from_email(parsed, mailbox=mailbox, now=datetime.now(UTC))
     return facts_from_email(case, parsed)
 
 
@@ -177,11 +191,29 @@ def rules_explain(
     target: Annotated[str, typer.Argument(help="An .eml file, or a Jira issue key (SUP-12).")],
     config: ConfigOption = None,
     rules_file: RulesOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Explain as if received then, for weekday and hour rules: ISO 8601, e.g. "
+            "2024-05-18T10:00 (in the team's time zone unless it gives an offset). Default: "
+            "now for a mail, as intake would take it; the issue's creation for a Jira key, as "
+            "the sync does.",
+        ),
+    ] = None,
+    mailbox: Annotated[
+        str | None,
+        typer.Option(
+            "--mailbox", help="The mailbox a mail arrived in (default: the first configured)."
+        ),
+    ] = None,
 ) -> None:
     """Show which rules match a report and what they decide, without writing anything."""
+    from mapping.case import SourceKind
     from mapping.rules import load_rules
 
     settings = load(config)
+    received_at = None if at is None else _explained_time(at, settings.zone)
     rules = load_rules(rules_file if rules_file is not None else settings.rules_path)
     for recognises, facts_of in TARGET_SOURCES:
         if recognises(target):
@@ -189,5 +221,16 @@ def rules_explain(
             break
     else:
         raise CasedeskError(f"{target}: no such file (and not a Jira issue key)")
+    if mailbox is not None:
+        if facts.source is not SourceKind.EMAIL:
+            raise CasedeskError(f"--mailbox is for a mail; {target} is not one")
+        known = [box.name for box in settings.mailboxes]
+        if known and mailbox not in known:
+            raise CasedeskError(
+                f"no mailbox {mailbox!r} in the settings (configured: {', '.join(known)})"
+            )
+        facts = facts.model_copy(update={"mailbox": mailbox})
+    if received_at is not None:
+        facts = facts.model_copy(update={"received_at": received_at})
     lead_address = settings.outgoing.lead_address
     typer.echo(explain_text(facts, rules, settings.zone, lead_address=lead_address))
