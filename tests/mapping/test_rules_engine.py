@@ -131,6 +131,321 @@ def test_default_rules_over_sample_reports(
     assert outcome.needs_triage is (problem_type is ProblemType.UNTRIAGED)
 
 
+# Traditional Chinese (Big5 mail, Taiwan and Hong Kong users), the bare 建议 / 优化, and a fault
+# that also suggests something. Each row names the rules that decide its type and priority
+# (None: the default), so a missing or mistyped keyword fails it.
+TRADITIONAL_AND_BARE = [
+    # (subject, body, type, priority, type decided by, priority decided by, tags)
+    (
+        "生產環境當機",
+        "生產環境當機，所有用戶無法登錄",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "outage-keywords",
+        "outage-keywords",
+        ["登录故障"],
+    ),
+    (
+        "系統癱瘓",
+        "全部使用者都進不去",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "outage-keywords",
+        "outage-keywords",
+        [],
+    ),
+    (
+        "大面積故障",
+        "服務不可用",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "outage-keywords",
+        "outage-keywords",
+        [],
+    ),
+    (
+        "生產環境報錯",
+        "生產環境的訂單頁面打不開",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "fault-keywords",
+        "production-fault-traditional",
+        [],
+    ),
+    (
+        "生產環境",
+        "生產環境無法存取，服務中斷",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "fault-keywords",
+        "production-fault-traditional",
+        [],
+    ),
+    (
+        "登入提示驗證碼失效",
+        "登入系統時提示「驗證碼失效」，重試3次仍無法進入，使用Chrome瀏覽器",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        "fault-keywords",
+        "partial-fault",
+        ["登录故障"],
+    ),
+    (
+        "連線逾時",
+        "打開頁面時連線逾時",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        "fault-keywords",
+        "partial-fault",
+        [],
+    ),
+    ("App 閃退", "一打開就閃退", ProblemType.SYSTEM_FAULT, Priority.P2, "fault-keywords", None, []),
+    (
+        "伺服器當機",
+        "早上九點起伺服器當機",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P0,
+        "outage-keywords",
+        "outage-keywords",
+        [],
+    ),
+    (
+        "部分使用者",
+        "部分使用者看不到訂單",
+        ProblemType.UNTRIAGED,
+        Priority.P1,
+        None,
+        "partial-fault",
+        [],
+    ),
+    (
+        "報表沒有入口",
+        "我沒有權限，看不到報表的入口",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        "permission-keywords",
+        None,
+        ["权限配置"],
+    ),
+    (
+        "開啟報表",
+        "開啟報表時顯示拒絕存取",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        "permission-keywords",
+        None,
+        [],
+    ),
+    (
+        "新同事",
+        "請幫新同事開通帳號",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        "permission-keywords",
+        None,
+        [],
+    ),
+    (
+        "訂單數據不一致",
+        "ERP 和 CRM 的訂單數據不一致，同步延遲大概兩小時",
+        ProblemType.DATA_ANOMALY,
+        Priority.P2,
+        "data-anomaly-keywords",
+        None,
+        ["数据同步"],
+    ),
+    (
+        "報表資料不一致",
+        "月報和日報的金額對不上",
+        ProblemType.DATA_ANOMALY,
+        Priority.P2,
+        "data-anomaly-keywords",
+        None,
+        [],
+    ),
+    (
+        "客戶資料",
+        "昨天匯入的客戶資料遺失了",
+        ProblemType.DATA_ANOMALY,
+        Priority.P2,
+        "data-anomaly-keywords",
+        None,
+        [],
+    ),
+    (
+        "請問如何匯出報表",
+        "怎麼把月報匯出成 Excel？",
+        ProblemType.HOW_TO,
+        Priority.P2,
+        "how-to-keywords",
+        None,
+        [],
+    ),
+    (
+        "怎麼設定",
+        "郵件簽名要怎麼設定？",
+        ProblemType.HOW_TO,
+        Priority.P2,
+        "how-to-keywords",
+        None,
+        [],
+    ),
+    ("簽名", "簽名在哪裡設定", ProblemType.HOW_TO, Priority.P2, "how-to-keywords", None, []),
+    (
+        "緊急：問題",
+        "怎麼修改簽名？",
+        ProblemType.HOW_TO,
+        Priority.P1,
+        "how-to-keywords",
+        "urgent-in-subject",
+        [],
+    ),
+    (
+        "功能建議",
+        "建議增加匯出功能，希望能支援 CSV",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-keywords",
+        None,
+        [],
+    ),
+    ("你好", "麻煩看一下附件", ProblemType.UNTRIAGED, Priority.P2, None, None, []),
+    # The bare 建议 / 优化 (Simplified and Traditional).
+    (
+        "我有个建议",
+        "导出的文件名最好带上日期",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-words",
+        None,
+        [],
+    ),
+    (
+        "导出",
+        "能否优化一下导出速度",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-words",
+        None,
+        [],
+    ),
+    (
+        "改进建议",
+        "首页的菜单层级太深",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-words",
+        None,
+        [],
+    ),
+    (
+        "我有個建議",
+        "匯出的檔名最好帶上日期",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-words",
+        None,
+        [],
+    ),
+    (
+        "匯出",
+        "能否優化一下匯出速度",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-words",
+        None,
+        [],
+    ),
+    # A fault report that also suggests something is still a fault: the fault words come
+    # before the bare 建议 / 优化.
+    (
+        "登录报错",
+        "登录时报错 500，建议尽快修复",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        "fault-keywords",
+        "partial-fault",
+        ["登录故障"],
+    ),
+    (
+        "登入報錯",
+        "登入時報錯 500，建議盡快修復",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P1,
+        "fault-keywords",
+        "partial-fault",
+        ["登录故障"],
+    ),
+    (
+        "App",
+        "上次优化之后一打开就闪退",
+        ProblemType.SYSTEM_FAULT,
+        Priority.P2,
+        "fault-keywords",
+        None,
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "problem_type", "priority", "type_rule", "priority_rule", "tags"),
+    TRADITIONAL_AND_BARE,
+)
+def test_default_rules_over_traditional_and_bare_suggestion_reports(
+    default_engine: RuleEngine,
+    subject: str,
+    body: str,
+    problem_type: ProblemType,
+    priority: Priority,
+    type_rule: str | None,
+    priority_rule: str | None,
+    tags: list[str],
+) -> None:
+    outcome = default_engine.evaluate(facts(subject, body))
+    assert (outcome.problem_type, outcome.priority, outcome.tags) == (problem_type, priority, tags)
+    decided = {d.attribute: d.rule_id for d in outcome.decisions}  # the last one of each
+    assert (decided["problem_type"], decided["priority"]) == (type_rule, priority_rule)
+
+
+# Every Traditional (and Taiwan) keyword of the default set, written out again by hand: each
+# one alone (with 生產環境 for the production rule) must trigger its rule.
+TRADITIONAL_KEYWORDS = {
+    "outage-keywords": "宕機 當機 癱瘓 全部用戶 全部使用者 所有用戶 所有使用者 核心業務 "
+    "服務不可用 大面積",
+    "production-fault-traditional": "故障 無法訪問 無法存取 打不開 報錯 中斷",
+    "partial-fault": "部分用戶 部分使用者 無法 失敗 報錯 錯誤 異常 超時 逾時 打不開",
+    "urgent-in-subject": "緊急",
+    "permission-keywords": "權限 沒有入口 無權 沒有訪問 沒有存取 拒絕訪問 拒絕存取 開通賬號 "
+    "開通帳號 授權",
+    "data-anomaly-keywords": "數據不一致 資料不一致 同步延遲 數據丟失 資料丟失 資料遺失 數據錯誤 "
+    "資料錯誤 數據異常 資料異常 對不上 數據缺失 資料缺失 重複數據 重複資料",
+    "improvement-keywords": "建議增加 建議新增 建議優化 優化建議 功能建議",
+    "fault-keywords": "登錄 登入 驗證碼 報錯 無法訪問 無法存取 打不開 崩潰 閃退 錯誤 失敗 異常 "
+    "超時 逾時 宕機 當機",
+    "improvement-words": "建議 優化",
+    "how-to-keywords": "怎麼 怎樣 請問 在哪裡 在哪裏 怎麼辦 操作步驟",
+    "tag-login": "登錄 登入 驗證碼 密碼",
+    "tag-permission": "權限 授權",
+}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "keyword"),
+    [(rule_id, word) for rule_id, words in TRADITIONAL_KEYWORDS.items() for word in words.split()],
+)
+def test_each_traditional_keyword_triggers_its_rule(
+    default_engine: RuleEngine, rule_id: str, keyword: str
+) -> None:
+    if rule_id == "urgent-in-subject":
+        report = facts(keyword, "")
+    elif rule_id == "production-fault-traditional":
+        report = facts("", f"生產環境{keyword}")
+    else:
+        report = facts("", keyword)
+    assert rule_id in [match.rule_id for match in default_engine.evaluate(report).matches]
+
+
 def test_every_decision_names_its_rule_and_what_matched(default_engine: RuleEngine) -> None:
     outcome = default_engine.evaluate(facts("生产环境宕机", "核心业务全部中断"))
     texts = [decision.text for decision in outcome.decisions]
@@ -387,7 +702,10 @@ ENGINE = RuleEngine(load_rules(), ZONE)
 @given(
     words=st.lists(
         st.sampled_from(
-            ["宕机", "登录", "报错", "权限", "如何", "建议增加", "error", "how to", "紧急"]
+            [
+                *["宕机", "登录", "报错", "权限", "如何", "建议增加", "error", "how to", "紧急"],
+                *["當機", "登入", "報錯", "權限", "建議", "優化", "生產環境", "緊急"],
+            ]
         )
         | st.text(max_size=6),
         max_size=12,
