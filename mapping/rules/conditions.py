@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from mapping.parsed_email import ParsedEmail
 from mapping.rules.facts import ReportContent, ReportFacts, content_of, email_content
-from mapping.rules.matcher import KeywordIndex, fold, normalize
+from mapping.rules.matcher import KeywordIndex, fold, keyword_key
 from mapping.rules.model import Rule
 from mapping.rules.verdict import Precided
 
@@ -201,7 +201,7 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
     conditions' evidence comes after it (`_time_checks`).
     """
     when = rule.when
-    norm = [normalize(k) for k in when.keywords]
+    norm = [keyword_key(k) for k in when.keywords]
     table: list[tuple[bool, Callable[[], Check]]] = [
         (bool(when.source), lambda: _one_of("source", list(when.source), lambda f: [f.source])),
         (
@@ -228,12 +228,17 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
             ),
         ),
         (bool(when.attachment_types), lambda: _attachments(when.attachment_types)),
-        (bool(when.not_keywords), lambda: _no_keyword([normalize(k) for k in when.not_keywords])),
-        (bool(when.all_keywords), lambda: _all_keywords([normalize(k) for k in when.all_keywords])),
+        (bool(when.not_keywords), lambda: _no_keyword([keyword_key(k) for k in when.not_keywords])),
+        (
+            bool(when.all_keywords),
+            lambda: _all_keywords([keyword_key(k) for k in when.all_keywords]),
+        ),
         (bool(norm), lambda: _any_keyword(norm, subject_only=False)),
         (
             bool(when.subject_keywords),
-            lambda: _any_keyword([normalize(k) for k in when.subject_keywords], subject_only=True),
+            lambda: _any_keyword(
+                [keyword_key(k) for k in when.subject_keywords], subject_only=True
+            ),
         ),
         (bool(when.regex), lambda: _regex(when.regex, subject_only=False)),
         (bool(when.subject_regex), lambda: _regex(when.subject_regex, subject_only=True)),
@@ -262,8 +267,8 @@ def _keyword_trigger(rule: Rule) -> list[str]:
     """Keywords one of which must occur for the rule to match; empty when it has none."""
     when = rule.when
     if when.keywords or when.subject_keywords:
-        return [normalize(k) for k in [*when.keywords, *when.subject_keywords]]
-    return [normalize(when.all_keywords[0])] if when.all_keywords else []
+        return [keyword_key(k) for k in [*when.keywords, *when.subject_keywords]]
+    return [keyword_key(when.all_keywords[0])] if when.all_keywords else []
 
 
 def _sender_trigger(rule: Rule) -> list[str]:

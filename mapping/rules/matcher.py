@@ -4,8 +4,10 @@ Chinese has no spaces between words, so a CJK keyword matches as a substring; a 
 matches only as whole words, so `log` does not match `login` (but `CRM` does match in `登录CRM`).
 In one rule: a keyword occurs where its text occurs and, at each end that is a Latin word
 character, the report's neighbouring character is not one.
-Keywords and reports are compared as the same letters however they were typed: NFKC
-(full-width ＥＲＲＯＲ is error), case-folded, typographic apostrophes plain (`_compatible`).
+A keyword also matches as typed other ways (`typed_forms`): its Latin letters and digits in
+full width, as a Chinese input method in full-width mode types them (`ＥＲＲＯＲ` for `error`),
+and its apostrophe as the typographic one of phones and word processors (`can’t`). These are
+more keywords in the automaton, so the report's text is searched as it is: nothing per report.
 
 All keywords are in one Aho-Corasick automaton (`pyahocorasick`, a well-kept, BSD-licensed C
 implementation): one pass over a report gives every occurrence of every keyword, overlapping
@@ -28,43 +30,61 @@ and the root has one child for each first character of a keyword), ~1 the white-
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
 
-__all__ = ["KeywordIndex", "fold", "normalize"]
+__all__ = ["KeywordIndex", "fold", "keyword_key", "normalize", "typed_forms"]
 
-#: The Latin word characters (`[0-9a-z_\u00c0-\u024f]`): a keyword's end that is one must not
-#: have one next to it in the report.
+#: ASCII digits and lower-case letters -> their full-width forms (U+FF10..., U+FF41...).
+_TO_WIDE = str.maketrans(
+    "0123456789abcdefghijklmnopqrstuvwxyz",
+    "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)])),
+)
+#: The typographic apostrophe (U+2019) a keyword's plain one also matches.
+_APOSTROPHE = "\u2019"
+#: A keyword written with full-width letters or digits, or typographic apostrophes, is read as
+#: the plain one (`keyword_key`): its other forms then come from there.
+_TO_NARROW = str.maketrans(
+    "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)])) + "\u2018\u2019",
+    "0123456789abcdefghijklmnopqrstuvwxyz''",
+)
+
+#: The Latin word characters (`[0-9a-z_\u00c0-\u024f]`, and the full-width letters and digits):
+#: a keyword's end that is one must not have one next to it in the report.
 WORD_CHARS = frozenset(
-    "0123456789abcdefghijklmnopqrstuvwxyz_" + "".join(map(chr, range(0xC0, 0x250)))
+    "0123456789abcdefghijklmnopqrstuvwxyz_"
+    + "".join(map(chr, range(0xC0, 0x250)))
+    + "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]))
 )
 
 
-def _compatible(text: str) -> str:
-    """`text` as the same letters however they were typed: NFKC (full-width Ｌｏｇｉｎ and
-    ＥＲＲＯＲ, as a Chinese input method types them, become login and error; U+3000 and the
-    other wide spaces a space) and the typographic apostrophes (can’t, as phones and word
-    processors write it) the plain one. Text in ASCII has none of these and is returned as it is.
-    """
-    if text.isascii():
-        return text
-    return unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
+def typed_forms(keyword: str) -> set[str]:
+    """A normalized keyword as it may be typed: as it is, with its Latin letters and digits in
+    full width (case-folded: `ｅｒｒｏｒ`), and either with the typographic apostrophe."""
+    forms = {keyword, keyword.translate(_TO_WIDE)}
+    if "'" in keyword:
+        forms |= {form.replace("'", _APOSTROPHE) for form in forms}
+    return forms
+
+
+def keyword_key(keyword: str) -> str:
+    """A rule's keyword as the index and the conditions know it: normalized, its full-width
+    letters and digits and typographic apostrophes plain (`ＳＳＯ` and `sso` are one keyword)."""
+    return normalize(keyword).translate(_TO_NARROW)
 
 
 def normalize(text: str) -> str:
-    """Compatible (`_compatible`), case-folded, every run of white space one space: how keywords
-    and reports are compared."""
-    return " ".join(_compatible(text).casefold().split())
+    """Case-folded, every run of white space one space: how keywords and reports are compared."""
+    return " ".join(text.casefold().split())
 
 
 def fold(text: str) -> str:
-    """Compatible, case-folded, line breaks made spaces: all `KeywordIndex.find` needs (about
-    half the cost of `normalize`, which splits the text into words and joins them again)."""
-    return _compatible(text).casefold().replace("\n", " ")
+    """Case-folded, line breaks made spaces: all `KeywordIndex.find` needs (about half the cost
+    of `normalize`, which splits the text into words and joins them again)."""
+    return text.casefold().replace("\n", " ")
 
 
 def _regular(text: str) -> bool:
@@ -97,14 +117,15 @@ class KeywordIndex:
 
     @classmethod
     def build(cls, keywords: Iterable[str]) -> KeywordIndex:
-        unique = {normalize(k) for k in keywords} - {""}
+        unique = {keyword_key(k) for k in keywords} - {""}
         if not unique:
             return cls(None, False)
         automaton = ahocorasick.Automaton()
-        for keyword in unique:
+        # Each form found stands for its keyword (keys are plain, so no form is another key).
+        forms = {form: keyword for keyword in unique for form in typed_forms(keyword)}
+        for form, keyword in forms.items():
             automaton.add_word(
-                keyword,
-                (keyword, len(keyword) - 1, keyword[0] in WORD_CHARS, keyword[-1] in WORD_CHARS),
+                form, (keyword, len(form) - 1, form[0] in WORD_CHARS, form[-1] in WORD_CHARS)
             )
         automaton.make_automaton()
         return cls(automaton, any(" " in keyword for keyword in unique))
