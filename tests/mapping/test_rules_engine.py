@@ -414,7 +414,8 @@ TRADITIONAL_KEYWORDS = {
     "outage-keywords": "宕機 當機 癱瘓 全部用戶 全部使用者 所有用戶 所有使用者 核心業務 "
     "服務不可用 大面積",
     "production-fault-traditional": "故障 無法訪問 無法存取 打不開 報錯 中斷",
-    "partial-fault": "部分用戶 部分使用者 無法 失敗 報錯 錯誤 異常 超時 逾時 打不開",
+    "partial-fault": "部分用戶 部分使用者 無法 失敗 報錯 錯誤 異常 超時 逾時 打不開 登不進去 "
+    "進不去 刷不出來 加載不出來 載入不出來 一直轉圈 一直在轉圈 沒反應 沒有反應 無反應",
     "urgent-in-subject": "緊急",
     "permission-keywords": "權限 沒有入口 無權 沒有訪問 沒有存取 拒絕訪問 拒絕存取 開通賬號 "
     "開通帳號 授權",
@@ -422,10 +423,11 @@ TRADITIONAL_KEYWORDS = {
     "資料錯誤 數據異常 資料異常 對不上 數據缺失 資料缺失 重複數據 重複資料",
     "improvement-keywords": "建議增加 建議新增 建議優化 優化建議 功能建議",
     "fault-keywords": "登錄 登入 驗證碼 報錯 無法訪問 無法存取 打不開 崩潰 閃退 錯誤 失敗 異常 "
-    "超時 逾時 宕機 當機",
+    "超時 逾時 宕機 當機 登不進去 進不去 刷不出來 加載不出來 載入不出來 一直轉圈 一直在轉圈 沒反應 "
+    "沒有反應 無反應 死機 當掉",
     "improvement-words": "建議 優化",
     "how-to-keywords": "怎麼 怎樣 請問 在哪裡 在哪裏 怎麼辦 操作步驟",
-    "tag-login": "登錄 登入 驗證碼 密碼",
+    "tag-login": "登錄 登入 驗證碼 密碼 登不進去",
     "tag-permission": "權限 授權",
 }
 
@@ -444,6 +446,171 @@ def test_each_traditional_keyword_triggers_its_rule(
     else:
         report = facts("", keyword)
     assert rule_id in [match.rule_id for match in default_engine.evaluate(report).matches]
+
+
+# Colloquial ways to say a function is broken (登不上, 进不去, 用不了, 没反应, doesn't work…):
+# system fault, and P1 when the words are of partial-fault's kind (can't, won't load, no
+# response); the crash and freeze words (卡死, 死机, 當掉, crashing) are P2 like 闪退 and crash.
+# "The site is down" is P0 with "system down". Left out on purpose: 看不到 (as often permission,
+# missing data or a how-to: "怎么设置让别人看不到") and "blank page" ("How can I add a blank
+# page?"). Each row names the rules that decide its type and priority (None: the default).
+FAULT, P0, P1, P2 = ProblemType.SYSTEM_FAULT, Priority.P0, Priority.P1, Priority.P2
+FK, PF, OUT = "fault-keywords", "partial-fault", "outage-keywords"
+COLLOQUIAL_FAULTS = [
+    # (subject, body, type, priority, type decided by, priority decided by, tags)
+    # 登不上 / 登不上去 / 登不进去 (and the login tag)
+    ("登不上系统", "从早上开始就登不上去了", FAULT, P1, FK, PF, ["登录故障"]),
+    ("登不进去", "换了浏览器还是登不进去", FAULT, P1, FK, PF, ["登录故障"]),
+    ("登不進去", "換了瀏覽器還是登不進去", FAULT, P1, FK, PF, ["登录故障"]),
+    # 进不去 / 進不去, can't get in
+    ("审批页面", "审批页面进不去", FAULT, P1, FK, PF, []),
+    ("審批頁面", "審批頁面進不去", FAULT, P1, FK, PF, []),
+    ("Can't get in", "I can't get in since this morning.", FAULT, P1, FK, PF, []),
+    ("Portal", "We cannot get in to the portal.", FAULT, P1, FK, PF, []),
+    # 用不了, doesn't work
+    ("导出", "导出功能用不了了", FAULT, P1, FK, PF, []),
+    ("匯出", "匯出功能用不了了", FAULT, P1, FK, PF, []),
+    ("Export", "The export button doesn't work.", FAULT, P1, FK, PF, []),
+    ("Export", "The export button does not work.", FAULT, P1, FK, PF, []),
+    # 刷不出来, 加载不出来 / 載入不出來, 一直转圈, won't load
+    ("月报", "月报页面刷不出来", FAULT, P1, FK, PF, []),
+    ("月報", "月報頁面刷不出來", FAULT, P1, FK, PF, []),
+    ("订单列表", "订单列表加载不出来", FAULT, P1, FK, PF, []),
+    ("訂單列表", "訂單列表加載不出來", FAULT, P1, FK, PF, []),
+    ("訂單列表", "訂單列表載入不出來", FAULT, P1, FK, PF, []),
+    ("审批", "提交后页面一直在转圈", FAULT, P1, FK, PF, []),
+    ("審批", "提交後頁面一直轉圈", FAULT, P1, FK, PF, []),
+    ("Reports", "The monthly report won't load.", FAULT, P1, FK, PF, []),
+    # 白屏 (a fault already, now P1 as well)
+    ("首页白屏", "升级后首页白屏", FAULT, P1, FK, PF, []),
+    # 没反应 / 没有反应 / 沒反應 / 無反應
+    ("提交", "点提交按钮没反应", FAULT, P1, FK, PF, []),
+    ("提交", "点提交按钮没有反应", FAULT, P1, FK, PF, []),
+    ("提交", "點提交按鈕沒反應", FAULT, P1, FK, PF, []),
+    ("提交", "點了提交之後無反應", FAULT, P1, FK, PF, []),
+    # 卡死, 死机 / 死機, 當掉, keeps crashing: a fault, P2 like 闪退 and crash
+    ("App", "一打开就卡死", FAULT, P2, FK, None, []),
+    ("客户端", "导出时客户端死机", FAULT, P2, FK, None, []),
+    ("用戶端", "匯出時用戶端死機", FAULT, P2, FK, None, []),
+    ("系統", "匯出時系統當掉了", FAULT, P2, FK, None, []),
+    ("App", "The app keeps crashing on start.", FAULT, P2, FK, None, []),
+    # The site is down: the whole system, P0 like "system down"
+    ("The site is down", "Since 9:00.", FAULT, P0, OUT, OUT, []),
+    ("Site down", "Since 9:00, for everyone here.", FAULT, P0, OUT, OUT, []),
+]
+# The order still holds with the new words, and what was left out stays out.
+COLLOQUIAL_PRECEDENCE = [
+    (
+        "看不到入口",
+        "看不到报表入口，是不是没有开通权限？",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        "permission-keywords",
+        None,
+        ["权限配置"],
+    ),
+    (
+        "看不到菜单",
+        "没有权限，看不到审批菜单，页面也进不去",
+        ProblemType.PERMISSION,
+        Priority.P1,
+        "permission-keywords",
+        "partial-fault",
+        ["权限配置"],
+    ),
+    (
+        "看不到入口",
+        "看不到報表入口，沒有入口可以進",
+        ProblemType.PERMISSION,
+        Priority.P2,
+        "permission-keywords",
+        None,
+        [],
+    ),
+    (
+        "審批頁面",
+        "沒有權限，審批頁面進不去",
+        ProblemType.PERMISSION,
+        Priority.P1,
+        "permission-keywords",
+        "partial-fault",
+        ["权限配置"],
+    ),
+    ("请问怎么导出报表", "", ProblemType.HOW_TO, Priority.P2, "how-to-keywords", None, []),
+    (
+        "建议增加导出按钮",
+        "",
+        ProblemType.IMPROVEMENT,
+        Priority.P2,
+        "improvement-keywords",
+        None,
+        [],
+    ),
+    # Left out: 看不到 alone and "blank page".
+    ("看不到菜单", "首页看不到审批菜单", ProblemType.UNTRIAGED, Priority.P2, None, None, []),
+    (
+        "PDF export",
+        "How can I add a blank page to the PDF?",
+        ProblemType.HOW_TO,
+        Priority.P2,
+        "how-to-keywords",
+        None,
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "problem_type", "priority", "type_rule", "priority_rule", "tags"),
+    [*COLLOQUIAL_FAULTS, *COLLOQUIAL_PRECEDENCE],
+)
+def test_default_rules_over_colloquial_fault_reports(
+    default_engine: RuleEngine,
+    subject: str,
+    body: str,
+    problem_type: ProblemType,
+    priority: Priority,
+    type_rule: str | None,
+    priority_rule: str | None,
+    tags: list[str],
+) -> None:
+    outcome = default_engine.evaluate(facts(subject, body))
+    assert (outcome.problem_type, outcome.priority, outcome.tags) == (problem_type, priority, tags)
+    decided = {d.attribute: d.rule_id for d in outcome.decisions}  # the last one of each
+    assert (decided["problem_type"], decided["priority"]) == (type_rule, priority_rule)
+
+
+# Each colloquial keyword added (Simplified, Traditional and English), alone, triggers each
+# rule it is in, written out again by hand.
+COLLOQUIAL_KEYWORDS = {
+    "partial-fault": "登不上 登不进去 进不去 用不了 刷不出来 加载不出来 一直转圈 一直在转圈 白屏 "
+    "没反应 没有反应 无反应 登不進去 進不去 刷不出來 加載不出來 載入不出來 一直轉圈 一直在轉圈 "
+    "沒反應 沒有反應 無反應",
+    "fault-keywords": "登不上 登不进去 进不去 用不了 刷不出来 加载不出来 一直转圈 一直在转圈 "
+    "没反应 没有反应 无反应 卡死 死机 登不進去 進不去 刷不出來 加載不出來 載入不出來 一直轉圈 "
+    "一直在轉圈 沒反應 沒有反應 無反應 死機 當掉",
+    "tag-login": "登不上 登不进去 登不進去",
+}
+COLLOQUIAL_ENGLISH = {
+    "outage-keywords": ["site down", "site is down"],
+    "partial-fault": ["doesn't work", "does not work", "won't load"],
+    "fault-keywords": [
+        *["crashing", "crashed", "doesn't work", "does not work", "won't load"],
+        *["can't get in", "cannot get in"],
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "keyword"),
+    [(rule_id, word) for rule_id, words in COLLOQUIAL_KEYWORDS.items() for word in words.split()]
+    + [(rule_id, words) for rule_id, phrases in COLLOQUIAL_ENGLISH.items() for words in phrases],
+)
+def test_each_colloquial_fault_keyword_triggers_its_rule(
+    default_engine: RuleEngine, rule_id: str, keyword: str
+) -> None:
+    matched = [match.rule_id for match in default_engine.evaluate(facts("", keyword)).matches]
+    assert rule_id in matched
 
 
 def test_every_decision_names_its_rule_and_what_matched(default_engine: RuleEngine) -> None:
