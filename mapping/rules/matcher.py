@@ -38,26 +38,20 @@ import ahocorasick
 
 __all__ = ["KeywordIndex", "fold", "keyword_key", "normalize", "typed_forms"]
 
-#: ASCII digits and lower-case letters -> their full-width forms (U+FF10..., U+FF41...).
-_TO_WIDE = str.maketrans(
-    "0123456789abcdefghijklmnopqrstuvwxyz",
-    "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)])),
-)
+_DIGITS_AND_LETTERS = "0123456789abcdefghijklmnopqrstuvwxyz"
+#: Their full-width forms (U+FF10..., U+FF41...), as case folding leaves them.
+_WIDE = "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)]))
+_TO_WIDE = str.maketrans(_DIGITS_AND_LETTERS, _WIDE)
 #: The typographic apostrophe (U+2019) a keyword's plain one also matches.
 _APOSTROPHE = "\u2019"
 #: A keyword written with full-width letters or digits, or typographic apostrophes, is read as
 #: the plain one (`keyword_key`): its other forms then come from there.
-_TO_NARROW = str.maketrans(
-    "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF41, 0xFF5B)])) + "\u2018\u2019",
-    "0123456789abcdefghijklmnopqrstuvwxyz''",
-)
+_TO_NARROW = str.maketrans(_WIDE + "\u2018" + _APOSTROPHE, _DIGITS_AND_LETTERS + "''")
 
-#: The Latin word characters (`[0-9a-z_\u00c0-\u024f]`, and the full-width letters and digits):
-#: a keyword's end that is one must not have one next to it in the report.
+#: The Latin word characters (`[0-9a-z_\u00c0-\u024f]`, and the full-width letters and digits,
+#: either case): a keyword's end that is one must not have one next to it in the report.
 WORD_CHARS = frozenset(
-    "0123456789abcdefghijklmnopqrstuvwxyz_"
-    + "".join(map(chr, range(0xC0, 0x250)))
-    + "".join(map(chr, [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]))
+    _DIGITS_AND_LETTERS + "_" + "".join(map(chr, range(0xC0, 0x250))) + _WIDE + _WIDE.upper()
 )
 
 
