@@ -255,7 +255,7 @@ def test_a_bad_rules_file_stops_the_run_before_anything(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as caught:
         intake_context(settings)
     assert str(caught.value) == (
-        f"{settings.rules_path}:1 rule 'x': then.priority: Input should be 'P0', 'P1' or 'P2'"
+        f"{settings.rules_path}:3 rule 'x': then.priority: Input should be 'P0', 'P1' or 'P2'"
     )
 
 
