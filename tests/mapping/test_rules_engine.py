@@ -388,26 +388,6 @@ TRADITIONAL_AND_BARE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("subject", "body", "problem_type", "priority", "type_rule", "priority_rule", "tags"),
-    TRADITIONAL_AND_BARE,
-)
-def test_default_rules_over_traditional_and_bare_suggestion_reports(
-    default_engine: RuleEngine,
-    subject: str,
-    body: str,
-    problem_type: ProblemType,
-    priority: Priority,
-    type_rule: str | None,
-    priority_rule: str | None,
-    tags: list[str],
-) -> None:
-    outcome = default_engine.evaluate(facts(subject, body))
-    assert (outcome.problem_type, outcome.priority, outcome.tags) == (problem_type, priority, tags)
-    decided = {d.attribute: d.rule_id for d in outcome.decisions}  # the last one of each
-    assert (decided["problem_type"], decided["priority"]) == (type_rule, priority_rule)
-
-
 # Every Traditional (and Taiwan) keyword of the default set, written out again by hand: each
 # one alone (with 生產環境 for the production rule) must trigger its rule.
 TRADITIONAL_KEYWORDS = {
@@ -562,9 +542,9 @@ COLLOQUIAL_PRECEDENCE = [
 
 @pytest.mark.parametrize(
     ("subject", "body", "problem_type", "priority", "type_rule", "priority_rule", "tags"),
-    [*COLLOQUIAL_FAULTS, *COLLOQUIAL_PRECEDENCE],
+    [*TRADITIONAL_AND_BARE, *COLLOQUIAL_FAULTS, *COLLOQUIAL_PRECEDENCE],
 )
-def test_default_rules_over_colloquial_fault_reports(
+def test_default_rules_over_traditional_bare_and_colloquial_reports(
     default_engine: RuleEngine,
     subject: str,
     body: str,
