@@ -298,7 +298,8 @@ def test_email_content_is_what_the_case_gives_generated(
 
 
 # prematch + finish = matching = decide ------------------------------------------------------
-TIMED_RULES = """
+#: A weekend rule and a night rule, tags only: the start of both rule sets below.
+WEEKEND_AND_NIGHT = """
 [[rule]]
 id = "weekend"
 when.weekdays = ["sat", "sun"]
@@ -308,7 +309,10 @@ then.tags = ["周末"]
 id = "night"
 when.hours = ["18-9"]
 then.tags = ["夜间"]
-
+"""
+TIMED_RULES = (
+    WEEKEND_AND_NIGHT
+    + """
 [[rule]]
 id = "night-servers"
 when.keywords = ["服务器", "server"]
@@ -329,6 +333,7 @@ when.regex = ['ERR-0\\d\\d']
 when.weekdays = ["mon", "tue", "wed", "thu", "fri"]
 then.related_system = "ERP"
 """
+)
 
 
 def engine_of(text: str) -> RuleEngine:
@@ -426,17 +431,9 @@ def test_two_steps_agree_at_any_time(
 
 
 # Time conditions ---------------------------------------------------------------------------
-TIME_ONLY = """
-[[rule]]
-id = "weekend"
-when.weekdays = ["sat", "sun"]
-then.tags = ["周末"]
-
-[[rule]]
-id = "night"
-when.hours = ["18-9"]
-then.tags = ["夜间"]
-
+TIME_ONLY = (
+    WEEKEND_AND_NIGHT
+    + """
 [[rule]]
 id = "night-outage"
 when.keywords = ["宕机", "outage"]
@@ -450,6 +447,7 @@ when.weekdays = ["sat"]
 when.hours = ["20-23"]
 then.tags = ["vip-weekend"]
 """
+)
 
 
 def content(
