@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,8 +19,10 @@ from mapping.case import (
     utc_datetime,
 )
 from mapping.email_to_case import case_texts, description_of
-from mapping.jira_issue import MappedIssue
 from mapping.parsed_email import ParsedEmail
+
+if TYPE_CHECKING:  # not imported for real: a parse worker loads this module, and needs no Jira
+    from mapping.jira_issue import MappedIssue
 
 __all__ = [
     "ManualTriage",
