@@ -29,8 +29,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from mapping.parsed_email import ParsedEmail
-from mapping.rules.facts import ReportContent, ReportFacts, content_of, email_content
+from mapping.rules.facts import ReportContent, ReportFacts, content_of
 from mapping.rules.matcher import KeywordIndex, fold, keyword_key
 from mapping.rules.model import Rule
 from mapping.rules.verdict import Precided
@@ -417,10 +416,6 @@ class Conditions:
             else:
                 found.append((position, evidence))
         return Prematched(self.token, tuple(found))
-
-    def prematch_email(self, parsed: ParsedEmail, mailbox: str) -> Prematched:
-        """`prematch` a new email report of `mailbox`, straight from its parse."""
-        return self.prematch(email_content(parsed, mailbox))
 
     def timeless(self, prematched: Prematched) -> bool:
         """Whether no rule that prematched has a time condition (then `finish` adds nothing)."""

@@ -25,7 +25,7 @@ from mapping.case import Priority, ProblemType
 from mapping.parsed_email import ParsedEmail
 from mapping.rules.calendar import due_time
 from mapping.rules.conditions import Conditions, Evidence, Prematched
-from mapping.rules.facts import ManualTriage, ReportFacts
+from mapping.rules.facts import ManualTriage, ReportFacts, email_content
 from mapping.rules.model import AssignSpec, Rule, RuleSet
 from mapping.rules.verdict import Assign, Decided, Matched, Precided
 
@@ -336,7 +336,7 @@ class RuleEngine:
         rules whose content conditions hold and, unless one of them has a time condition,
         everything they decide but the due time (`Precided`). For `IntakeContext.prematch`,
         run where mail is parsed; the engine pickles as its rules, for a parse worker."""
-        prematched = self._conditions.prematch_email(parsed, mailbox)
+        prematched = self._conditions.prematch(email_content(parsed, mailbox))
         if self._conditions.timeless(prematched):
             return prematched._replace(precided=self._precide(list(prematched.matches), None))
         return prematched
