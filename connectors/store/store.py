@@ -690,7 +690,6 @@ class StoreTransaction:
             self._watermarks_unwritten[name] = at
             return
         self.connection.execute(self._hot.set_watermark, {"name": name, "value": value, "at": at})
-        self._watermarks_unwritten.pop(name, None)
         if written is None:
             written = self._watermarks = {}
             self._forget_on_rollback()
