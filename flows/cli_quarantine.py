@@ -73,7 +73,7 @@ def mailbox_reconcile(
 ) -> None:
     """Compare each IMAP folder with the ledger; list messages that were never ingested."""
     from connectors.mailbox import MailboxCursor
-    from flows.intake_flow import cursor_name
+    from flows.intake import cursor_name
     from flows.reconcile import reconcile_mailbox
     from flows.runtime import build_mailbox, open_store
     from flows.settings import ImapMailboxSettings

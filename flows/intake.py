@@ -42,6 +42,7 @@ __all__ = [
     "PreparedMessage",
     "ReviewAction",
     "RouteHook",
+    "cursor_name",
     "finish_pending_marks",
     "ingest_batch",
     "ingest_one_safely",
@@ -265,6 +266,11 @@ class PendingMarks(Protocol):
     def location(self, uid: int | str) -> str: ...
 
     def mark_uids_done(self, uids: Sequence[int]) -> None: ...
+
+
+def cursor_name(mailbox: Mailbox) -> str:
+    """The watermark that holds how far intake has read `mailbox`."""
+    return f"mailbox:{mailbox.name}"
 
 
 def finish_pending_marks(store: CaseStore, mailbox: Mailbox, cursor: MailboxCursor) -> int:

@@ -17,16 +17,18 @@ from prefect.cache_policies import NONE
 
 from connectors.mailbox import Mailbox, MailboxCursor, RawMessage
 from connectors.store import CaseStore
-from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
+from flows.intake import (
+    IntakeContext,
+    IntakeReport,
+    cursor_name,
+    finish_pending_marks,
+    ingest_batch,
+)
 from flows.parse_ahead import ParseAhead, Parsed
 from flows.runtime import build_mailbox, intake_context, open_store
 from flows.settings import load_settings
 
 __all__ = ["intake_flow"]
-
-
-def cursor_name(mailbox: Mailbox) -> str:
-    return f"mailbox:{mailbox.name}"
 
 
 @task(cache_policy=NONE)
