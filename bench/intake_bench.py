@@ -28,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
@@ -44,7 +45,13 @@ from bench.rules_timing import time_rules  # noqa: E402
 from connectors.imap_mailbox import ImapMailbox  # noqa: E402
 from connectors.mailbox import MailboxCursor  # noqa: E402
 from connectors.store import CaseStore  # noqa: E402
-from flows.intake import IntakeReport, finish_pending_marks, ingest_batch  # noqa: E402
+from flows.intake import (  # noqa: E402
+    IntakeContext,
+    IntakeReport,
+    cursor_name,
+    finish_pending_marks,
+    ingest_batch,
+)
 from flows.parse_ahead import ParseAhead  # noqa: E402
 from flows.runtime import intake_context  # noqa: E402
 from flows.settings import OutgoingSettings, Settings  # noqa: E402
@@ -132,6 +139,34 @@ def deliver(server: DovecotServer, count: int, total: Any) -> None:
     total.value = sum(len(raw) for raw in raws)
 
 
+def read_mailbox(
+    store: CaseStore,
+    box: ImapMailbox,
+    context: IntakeContext,
+    ahead: ParseAhead,
+    batch_size: int,
+    *,
+    after_batch: Callable[[], None] | None = None,
+) -> IntakeReport:
+    """The intake flow's loop over one mailbox (`flows.intake_flow`), without Prefect's tasks:
+    from its stored cursor, earlier marks finished first, batch by batch (its cursor stored in
+    each batch's transaction), each batch marked done, then `after_batch`. Closes the box."""
+    name = cursor_name(box)
+    stored = store.watermark(name)
+    cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
+    finish_pending_marks(store, box, cursor)
+    report = IntakeReport()
+    for batch, parsed in ahead.pipeline(box.fetch_new(cursor, batch_size)):
+        cursor = box.cursor_after(batch)
+        watermark = (name, cursor.model_dump_json())
+        report.merge(ingest_batch(store, batch, context, watermark=watermark, parsed=parsed))
+        box.mark_done(batch)
+        if after_batch is not None:
+            after_batch()
+    box.close()
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     # No lead address, on purpose (triage notices then go to nobody, as the bench has always
     # measured): the run's warning about it is not news here.
@@ -203,25 +238,17 @@ def main(argv: list[str] | None = None) -> int:
 
         def run() -> tuple[IntakeReport, ImapMailbox, list[float]]:
             box = mailbox()
-            stored = store.watermark("mailbox:support")
-            cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
-            finish_pending_marks(store, box, cursor)
-            report = IntakeReport()
             samples: list[float] = []
             with ParseAhead(
                 settings.max_message_bytes,
                 workers=settings.parse_workers,
                 prematch=context.prematch,
             ) as ahead:
-                for batch, parsed in ahead.pipeline(box.fetch_new(cursor, BATCH)):
-                    cursor = box.cursor_after(batch)
-                    watermark = ("mailbox:support", cursor.model_dump_json())
-                    report.merge(
-                        ingest_batch(store, batch, context, watermark=watermark, parsed=parsed)
-                    )
-                    box.mark_done(batch)
+
+                def sample() -> None:
                     samples.append(rss_mb() + sum(rss_mb(pid) for pid in ahead.worker_pids()))
-            box.close()
+
+                report = read_mailbox(store, box, context, ahead, BATCH, after_batch=sample)
             return report, box, samples
 
         started = time.perf_counter()

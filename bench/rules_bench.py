@@ -49,9 +49,9 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from connectors.imap_mailbox import ImapMailbox
-from connectors.mailbox import MailboxCursor, RawMessage
+from connectors.mailbox import RawMessage
 from connectors.store import CaseStore
-from flows.intake import IntakeContext, IntakeReport, finish_pending_marks, ingest_batch
+from flows.intake import IntakeContext, ingest_batch
 from flows.parse_ahead import ParseAhead
 from flows.runtime import intake_context
 from flows.settings import Settings
@@ -317,7 +317,10 @@ def timed_intake(
 
 
 def imap_intake(server: DovecotServer, user: str, rules_text: str, workers: int) -> Measured:
-    """The intake flow over `user`'s INBOX: `run()` of bench/intake_bench.py, rules timed."""
+    """The intake flow over `user`'s INBOX (`read_mailbox` of bench/intake_bench.py), rules
+    timed."""
+    from bench.intake_bench import read_mailbox
+
     with timed_intake(rules_text, workers) as (settings, context, store, ahead, measured):
         box = ImapMailbox(
             "support",
@@ -327,16 +330,7 @@ def imap_intake(server: DovecotServer, user: str, rules_text: str, workers: int)
             user=user,
             password=SecretStr(server.password(user)),
         )
-        stored = store.watermark("mailbox:support")
-        cursor = MailboxCursor.model_validate_json(stored) if stored else MailboxCursor()
-        finish_pending_marks(store, box, cursor)
-        report = IntakeReport()
-        for batch, parsed in ahead.pipeline(box.fetch_new(cursor, settings.batch_size)):
-            cursor = box.cursor_after(batch)
-            watermark = ("mailbox:support", cursor.model_dump_json())
-            report.merge(ingest_batch(store, batch, context, watermark=watermark, parsed=parsed))
-            box.mark_done(batch)
-        box.close()
+        report = read_mailbox(store, box, context, ahead, settings.batch_size)
         measured.reports, measured.new_cases = report.fetched, len(report.new_cases)
     return measured
 
