@@ -110,7 +110,9 @@ class CaseRouter:
             return routing
         if routing.needs_triage:
             self._notify(tx, case, TRIAGE_NOTICE, [self.lead_address] if self.lead_address else [])
-        elif routing.owner is not None and not triaged:
+        elif routing.owner is not None and (not triaged or verdict.owner or verdict.collaborators):
+            # A person's own triage is not news to them; whoever a rule picks is told (also a
+            # rule that overrides the person's triage, `override_manual`).
             people = [routing.owner, *routing.collaborators]
             self._notify(tx, case, ASSIGNMENT_NOTICE, [p for p in people if "@" in p])
         return routing

@@ -16,6 +16,7 @@ from mapping.rules.engine import Decision, RuleEngine, RuleMatch, RuleOutcome, V
 from mapping.rules.facts import (
     ManualTriage,
     ReportFacts,
+    SourceTriage,
     facts_from_case,
     facts_from_email,
     facts_from_issue,
@@ -38,6 +39,7 @@ __all__ = [
     "RuleMatch",
     "RuleOutcome",
     "RuleSet",
+    "SourceTriage",
     "Strategy",
     "Verdict",
     "apply_outcome",

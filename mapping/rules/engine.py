@@ -4,8 +4,10 @@ Precedence, in one sentence: rules are read in file order, and the first matchin
 sets an attribute (type, priority, related system, owner, due time) decides it, unless a later
 matching rule says `override = true`, which replaces it; tags and collaborators add up; each
 matching `raise_priority` raises the priority decided so far by one level, after all rules have
-set theirs. What no rule decides comes from the defaults (P2, untriaged), and an untriaged
-report goes to the triage queue. A report a person already triaged in Jira keeps that triage:
+set theirs. What no rule decides comes from the defaults (P2, untriaged), or for a new Jira
+issue from what its own fields map to (its priority; a type its labels, components or issue
+type give), and an untriaged report nobody owns goes to the triage queue (an owner a rule
+picked judges it). A report a person already triaged in Jira keeps that triage:
 only rules with `override_manual = true` apply to it, except that when the person set no type
 (an issue type the Jira mapping does not know), the rules' type fills it in. A report a person
 already owns never goes to the triage queue: its owner judges it.
@@ -25,7 +27,7 @@ from mapping.case import Priority, ProblemType
 from mapping.parsed_email import ParsedEmail
 from mapping.rules.calendar import due_time
 from mapping.rules.conditions import Conditions, Evidence, Prematched
-from mapping.rules.facts import ManualTriage, ReportFacts, email_content
+from mapping.rules.facts import ManualTriage, ReportFacts, SourceTriage, email_content
 from mapping.rules.model import AssignSpec, Rule, RuleSet
 from mapping.rules.verdict import Assign, Decided, Matched, Precided
 
@@ -220,6 +222,10 @@ class _Then:
         )
 
 
+#: Why a decision is the rules' default, or the source's.
+_NO_RULE = "no rule decided it"
+#: A new Jira issue's type from its labels, components or issue type (`jira.mapping`).
+_FROM_JIRA = f"from the Jira issue's labels, components or type; {_NO_RULE}"
 #: Why a matching rule did nothing to a report a person triaged.
 _NOT_APPLIED = "not applied: triaged by a person in Jira"
 #: Why a matching rule decided only the type of a report a person triaged without one.
@@ -302,7 +308,7 @@ class RuleEngine:
         self._default_type: dict[tuple[ProblemType, bool], str] = {}
         self._default_priority: dict[tuple[Priority, bool], str] = {}
         for manual in (False, True):
-            why = "triaged by a person in Jira" if manual else "no rule decided it"
+            why = "triaged by a person in Jira" if manual else _NO_RULE
             triage = "" if manual else "; sent to triage for the lead to judge"
             for kind in ProblemType:
                 self._default_type[kind, manual] = f"{_TYPE_TEXT[kind]} ({why}){triage}"
@@ -329,7 +335,8 @@ class RuleEngine:
     def decide(self, facts: ReportFacts) -> Verdict:
         """`evaluate` in plain values, for intake (see `Verdict`)."""
         matching = self._conditions.matching(facts)
-        return self._finish(self._precide(matching, facts.manual), facts.received_at)
+        precided = self._precide(matching, facts.manual, facts.from_source)
+        return self._finish(precided, facts.received_at)
 
     def prematch_email(self, parsed: ParsedEmail, mailbox: str) -> Prematched:
         """What the rules can tell of a new email report before the time of its intake: the
@@ -354,7 +361,10 @@ class RuleEngine:
         return (_compiled, (self.rules, self.zone, self._conditions.token))
 
     def _precide(
-        self, matching: list[tuple[int, Evidence]], manual: ManualTriage | None
+        self,
+        matching: list[tuple[int, Evidence]],
+        manual: ManualTriage | None,
+        source: SourceTriage | None = None,
     ) -> Precided:
         """The precedence of the module docstring, applied rule by rule in file order: every
         decision but the due time (`_finish`). This runs for every report, so it keeps to local
@@ -406,6 +416,10 @@ class RuleEngine:
         if by is not None:
             problem_type = by[0]
             assert isinstance(problem_type, ProblemType)
+        elif source is not None and source.problem_type is not ProblemType.UNTRIAGED:
+            problem_type = source.problem_type
+            text = f"{_TYPE_TEXT[problem_type]} ({_FROM_JIRA})"
+            decisions["problem_type"] = Decided("problem_type", problem_type.value, None, text)
         else:
             problem_type = base.problem_type
             text = self._default_type[problem_type, triaged]
@@ -414,6 +428,11 @@ class RuleEngine:
         if by is not None:
             priority = by[0]
             assert isinstance(priority, Priority)
+        elif source is not None:
+            priority = source.priority
+            named = f" '{source.priority_name}'" if source.priority_name else ""
+            text = f"{priority} (the Jira issue's priority{named}; {_NO_RULE})"
+            decisions["priority"] = Decided("priority", priority.value, None, text)
         else:
             priority = base.priority
             text = self._default_priority[priority, triaged]
@@ -456,8 +475,10 @@ class RuleEngine:
             tuple(matches),
             before_due,
             (*after_due, *tags.values()),
-            # Nobody could tell the type, and nobody owns the report yet.
-            problem_type is ProblemType.UNTRIAGED and not (manual and manual.owner),
+            # Nobody could tell the type, and nobody owns the report: not a person, not a rule.
+            problem_type is ProblemType.UNTRIAGED
+            and owner is None
+            and not (manual and manual.owner),
             manual.owner if manual else None,
             due_in,
             due_rule,

@@ -28,6 +28,7 @@ __all__ = [
     "ManualTriage",
     "ReportContent",
     "ReportFacts",
+    "SourceTriage",
     "content_of",
     "email_content",
     "facts_from_case",
@@ -44,6 +45,20 @@ class ManualTriage(BaseModel):
     priority: Priority
     problem_type: ProblemType
     owner: str | None = None
+
+
+class SourceTriage(BaseModel):
+    """What a report's source already says of it, with nobody's judgement behind it: a new
+    Jira issue's priority and the type its labels, components or issue type map to (the
+    reporter's choice). Used where no rule decides; any rule that decides changes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    priority: Priority
+    #: `untriaged` when the mapping knows none of the issue's labels, components or type.
+    problem_type: ProblemType
+    #: The source's own name for the priority ("High"), for the log.
+    priority_name: str | None = None
 
 
 class ReportFacts(BaseModel):
@@ -67,6 +82,10 @@ class ReportFacts(BaseModel):
     received_at: utc_datetime
     manual: ManualTriage | None = Field(
         default=None, description="Set when a person already triaged the report in Jira."
+    )
+    from_source: SourceTriage | None = Field(
+        default=None,
+        description="What a new Jira issue's own fields say (a person triaged it: `manual`).",
     )
 
     @property
@@ -158,8 +177,12 @@ def facts_from_case(
     jira_labels: Sequence[str] = (),
     jira_priority: str | None = None,
     triaged_by_person: bool = False,
+    source_says: bool = False,
 ) -> ReportFacts:
-    """Facts of a case from any source; the Jira mapping passes the issue's fields it knows."""
+    """Facts of a case from any source; the Jira mapping passes the issue's fields it knows.
+
+    `triaged_by_person`: the case's priority, type and owner are a person's (`manual`);
+    `source_says`: its priority and type are what the source's fields map to (`from_source`)."""
     jira_key = case.source.jira_key
     return ReportFacts(
         subject=case.subject,
@@ -178,16 +201,23 @@ def facts_from_case(
         )
         if triaged_by_person
         else None,
+        from_source=SourceTriage(
+            priority=case.priority, problem_type=case.problem_type, priority_name=jira_priority
+        )
+        if source_says and not triaged_by_person
+        else None,
     )
 
 
 def facts_from_issue(case: Case, issue: MappedIssue) -> ReportFacts:
     """Facts of a case new from a Jira issue (`new_case_from_issue`): the case's, with the
-    issue's components, labels, priority and whether a person triaged it already."""
+    issue's components, labels, priority and whether a person triaged it already. The priority
+    and type the issue's fields map to stand where no rule decides (not the rules' defaults)."""
     return facts_from_case(
         case,
         jira_components=issue.components,
         jira_labels=issue.labels,
         jira_priority=issue.priority_name,
         triaged_by_person=issue.triaged_by_person,
+        source_says=True,
     )

@@ -209,6 +209,32 @@ def test_rules_route_new_cases_unless_a_person_triaged_them(world: World) -> Non
     assert any(e.kind is LogKind.RULE for e in untriaged.process_log)
 
 
+def test_a_new_issues_own_priority_and_type_stand_where_no_rule_decides(world: World) -> None:
+    # Nobody triaged these (no assignee, no triage label), and no default rule matches their
+    # words: what their Jira fields map to stands, not the rules' defaults (P2, untriaged).
+    world.fake.add_issue("Nightly batch", priority="Highest", issuetype="Bug")
+    world.fake.add_issue("Quarterly figures", priority="High", labels=["data"])
+    world.fake.add_issue("Hello, please have a look", priority="High")  # a Task: no type
+    # A rule that decides wins over the issue's fields.
+    world.fake.add_issue("生产环境宕机了，所有人都无法访问", priority="Low", issuetype="Story")
+    world.pull()
+    bug, data, task, outage = (world.case_for(f"SUP-{n}") for n in range(1, 5))
+    assert (bug.priority, bug.problem_type) == (Priority.P0, ProblemType.SYSTEM_FAULT)
+    assert bug.status is not CaseStatus.TRIAGE
+    assert bug.due_at == bug.created_at + timedelta(hours=4)
+    texts = [entry.text for entry in bug.process_log if entry.kind is LogKind.RULE]
+    assert "P0 (the Jira issue's priority 'Highest'; no rule decided it)" in texts
+    assert (
+        "type 系统故障 (system_fault) (from the Jira issue's labels, components or type; "
+        "no rule decided it)" in texts
+    )
+    assert (data.priority, data.problem_type) == (Priority.P1, ProblemType.DATA_ANOMALY)
+    # The type is unknown, so the lead judges it; the priority is still the issue's.
+    assert (task.priority, task.problem_type) == (Priority.P1, ProblemType.UNTRIAGED)
+    assert task.status is CaseStatus.TRIAGE
+    assert (outage.priority, outage.problem_type) == (Priority.P0, ProblemType.SYSTEM_FAULT)
+
+
 def test_the_first_import_tells_nobody_and_later_issues_reach_the_lead(world: World) -> None:
     world.settings.outgoing.lead_address = "lead@example.com"
     world.fake.add_issue("你好，麻烦看一下")

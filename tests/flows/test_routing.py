@@ -214,6 +214,71 @@ def test_a_case_triaged_by_a_person_keeps_its_owner(store: CaseStore, tmp_path: 
     assert store.watermark(round_robin_key("l1")) is None
 
 
+OWNER_WITHOUT_TYPE = f"""
+[groups]
+l1 = {GROUP!r}
+
+[[rule]]
+id = "everything-to-l1"
+then.owner = {{ group = "l1", strategy = "round_robin" }}
+"""
+
+
+def test_an_owner_picked_by_a_rule_judges_an_untriaged_case(
+    store: CaseStore, tmp_path: Path
+) -> None:
+    # No rule tells the type, but one picks an owner: the owner judges it (assigned, and told),
+    # the case does not wait in the triage queue and the lead is not asked.
+    routing = router(tmp_path, OWNER_WITHOUT_TYPE)
+    routing.lead_address = "lead@example.com"
+    case = route_and_store(store, routing, "你好，麻烦看一下", 0)
+    stored = store.get_case(case.number or "")
+    assert (stored.problem_type.value, stored.owner) == ("untriaged", "a@example.com")
+    assert stored.status is CaseStatus.ASSIGNED
+    assert [e.text for e in stored.process_log if e.kind is LogKind.STATUS] == [
+        "new -> assigned: owner by rule"
+    ]
+    [notice] = store.outbox_items()
+    assert (notice.kind, notice.recipients) == ("assignment", ["a@example.com"])
+
+
+OVERRIDING_OWNER = f"""
+[groups]
+l1 = {GROUP!r}
+
+[[rule]]
+id = "faults-to-l1"
+override_manual = true
+when.keywords = ["error"]
+then.owner = {{ group = "l1", strategy = "round_robin" }}
+"""
+
+
+def test_an_owner_a_rule_puts_over_a_persons_triage_is_told(
+    store: CaseStore, tmp_path: Path
+) -> None:
+    routing = router(tmp_path, OVERRIDING_OWNER)
+    case = new_case("error")
+    case.owner = "someone@example.com"
+    with store.transaction() as tx:
+        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
+        tx.add_case(case, month=NOW.date())
+    assert case.owner == "a@example.com"
+    [notice] = store.outbox_items()
+    assert (notice.kind, notice.recipients) == ("assignment", ["a@example.com"])
+
+
+def test_a_persons_own_triage_sends_no_assignment_notice(store: CaseStore, tmp_path: Path) -> None:
+    routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
+    case = new_case("error")
+    case.owner = "someone@example.com"
+    with store.transaction() as tx:
+        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
+        tx.add_case(case, month=NOW.date())
+    assert case.owner == "someone@example.com"
+    assert store.outbox_items() == []
+
+
 # The rules file is read at each run -------------------------------------------------------
 def raw_mail(subject: str, body: str, uid: str) -> RawMessage:
     message = EmailMessage()
