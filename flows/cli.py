@@ -20,6 +20,7 @@ from flows.cli_rules import rules_app
 from flows.cli_support import (
     ConfigOption,
     load,
+    load_for_a_run,
     one_shot_prefect,
     prepare_prefect,
     table,
@@ -50,7 +51,7 @@ mailbox_app.command("reconcile")(mailbox_reconcile)
 def run(config: ConfigOption = None) -> None:
     """Run the flows once, in order: intake from every mailbox, then send queued mail."""
     prepare_prefect()
-    settings = load(config)  # a bad file stops here, before Prefect starts
+    settings = load_for_a_run(config)  # a bad file stops here, before Prefect starts
     from flows.run_flow import run_flow
     from flows.settings import FolderMailerSettings
 
@@ -80,7 +81,7 @@ def run(config: ConfigOption = None) -> None:
 def serve(config: ConfigOption = None) -> None:
     """Keep running the whole pass on a schedule, as a Prefect deployment (Ctrl-C stops)."""
     prepare_prefect()
-    settings = load(config)
+    settings = load_for_a_run(config)
     from flows.deployments import serve_forever
 
     typer.echo(

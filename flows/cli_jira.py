@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from flows.cli_support import ConfigOption, load, one_shot_prefect, prepare_prefect, table
+from flows.cli_support import (
+    ConfigOption,
+    load,
+    load_for_a_run,
+    one_shot_prefect,
+    prepare_prefect,
+    table,
+)
 
 if TYPE_CHECKING:
     from flows.jira_flow import JiraReport
@@ -39,7 +46,7 @@ def jira_sync(config: ConfigOption = None) -> None:
     from mapping.errors import ConfigError
 
     prepare_prefect()
-    settings = load(config)  # a bad file stops here, before Prefect starts
+    settings = load_for_a_run(config)  # a bad file stops here, before Prefect starts
     if not settings.jira.enabled:
         raise ConfigError("Jira is not enabled; set enabled = true under [jira]", key="jira")
     from flows.jira_flow import jira_flow

@@ -44,6 +44,17 @@ def load(config: Path | None) -> Settings:
     return load_settings(config)
 
 
+def load_for_a_run(config: Path | None) -> Settings:
+    """`load`, and the rules file checked too: a run that would stop at a bad rule (inside the
+    flow, with Prefect's tracebacks) stops here instead, with one clear line. The flow reads
+    the rules again when it starts (an edit in between is read then, and checked again)."""
+    from mapping.rules import load_rules
+
+    settings = load(config)
+    load_rules(settings.rules_path)
+    return settings
+
+
 def display_width(text: str) -> int:
     """Columns a string takes in a terminal: CJK characters take two."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

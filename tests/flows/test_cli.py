@@ -48,6 +48,25 @@ def test_a_bad_settings_file_is_one_line_not_a_traceback(tmp_path: Path) -> None
     assert "error: invalid settings in" in result.stderr and "'batch_size'" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["run"], ["jira", "sync"]])
+def test_a_bad_rules_file_stops_a_run_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nid = "x"\nthen.priority = "P9"\n', encoding="utf-8"
+    )
+    (tmp_path / "casedesk.toml").write_text(
+        'rules_path = "rules.toml"\n[jira]\nenabled = true\nurl = "http://127.0.0.1:9"\n'
+        'user = "bot@example.com"\ntoken = "t"\nproject = "SUP"\n',
+        encoding="utf-8",
+    )
+    result = run_cli(command, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'rules.toml'}:3 rule 'x': then.priority: "
+        "Input should be 'P0', 'P1' or 'P2'"
+    )
+    assert not (tmp_path / "var").exists()  # nothing started: no store, no mail read
+
+
 def test_an_unknown_case_is_one_line(tmp_path: Path) -> None:
     result = run_cli(["cases", "show", "202405-999"], tmp_path)
     assert result.returncode == 1
