@@ -1,4 +1,5 @@
-"""Reading a rules file: TOML, validated whole before anything uses it.
+"""Reading a rules file: TOML in UTF-8 (a byte-order mark allowed), validated whole before
+anything uses it.
 
 Every problem is a `RulesError` naming the file, the line of the key that is wrong (when it can
 be told for sure, else the line of the `[[rule]]` or `[table]` it is in), the rule id and the
@@ -7,6 +8,7 @@ reason; a run never starts with a rules file that does not load completely.
 
 from __future__ import annotations
 
+import codecs
 import re
 import tomllib
 from pathlib import Path
@@ -20,6 +22,18 @@ from mapping.rules.model import AssignSpec, Rule, RuleSet
 __all__ = ["DEFAULT_RULES_PATH", "load_rules", "parse_rules"]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.toml")
+_YAML_SUFFIXES = (".yaml", ".yml")
+_NOT_YAML = "rules files are TOML; YAML is not supported"
+_HOW_TOML = (
+    "write the rules in TOML, as docs/rules.md shows (`key = value`, a `[[rule]]` table for "
+    "each rule)"
+)
+# The first statement of a YAML file: a document start or directive, a `key:` or a `- ` item;
+# none of them is TOML (checked only once the text has failed as TOML).
+_YAML_START = re.compile(r"[ \t]*(?:---|%YAML|-[ \t]|[\w.\"'-]+[ \t]*:(?:[ \t\r]|$))")
+_SAVE_AS_UTF8 = (
+    'and rules files must be UTF-8; save it as UTF-8 (in Notepad: "Save As", Encoding "UTF-8")'
+)
 # A bare or quoted key; a dotted key is these joined by dots (spaces around them allowed).
 _KEY = r"""[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
 _DOTTED = rf"(?:{_KEY})(?:[ \t]*\.[ \t]*(?:{_KEY}))*"
@@ -43,19 +57,29 @@ def load_rules(path: Path | None = None) -> RuleSet:
     """The rule set in `path` (the shipped default set when None); RulesError if it is bad."""
     source = path or DEFAULT_RULES_PATH
     try:
-        text = source.read_text(encoding="utf-8")
+        data = source.read_bytes()
     except FileNotFoundError as error:
         raise RulesError("the rules file does not exist", source=str(source)) from error
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise RulesError(f"cannot read it: {error}", source=str(source)) from error
-    return parse_rules(text, source=str(source))
+    if source.suffix.lower() in _YAML_SUFFIXES:
+        raise RulesError(f"{_NOT_YAML}: {_HOW_TOML}, in a file named .toml", source=str(source))
+    return parse_rules(_decoded(data, str(source)), source=str(source))
 
 
 def parse_rules(text: str, *, source: str) -> RuleSet:
     """Validate the text of a rules file; `source` names it in errors."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as Windows Notepad writes
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
+        yaml_line = _yaml_line(text)
+        if yaml_line is not None:
+            number, statement = yaml_line
+            raise RulesError(
+                f"{_NOT_YAML}: {statement!r} is YAML; {_HOW_TOML}",
+                source=_where(source, number),
+            ) from error
         raise RulesError(f"not valid TOML: {error}", source=source) from error
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
@@ -68,6 +92,74 @@ def parse_rules(text: str, *, source: str) -> RuleSet:
         raise RulesError(_reason(error), source=_where(source, line)) from error
     _check_across_rules(rule_set, text, source)
     return rule_set
+
+
+def _decoded(data: bytes, source: str) -> str:
+    """The text of a file that must be UTF-8 (a byte-order mark allowed); else a RulesError
+    with the line and column where it stops being UTF-8 and what it looks like instead."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise RulesError(
+            f'the file is saved as UTF-16 (Notepad\'s "Unicode"), {_SAVE_AS_UTF8}', source=source
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        # The decoder counts from after a byte-order mark.
+        bad = error.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        # Another encoding's bytes can pass for UTF-8 for a character or two before the
+        # decoder stops: the text that is not UTF-8 starts where that run of non-ASCII bytes does.
+        line_start = data.rfind(b"\n", 0, bad) + 1
+        start = bad
+        while start > line_start and data[start - 1] >= 0x80:
+            start -= 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[line_start:start].decode("utf-8-sig", errors="replace")) + 1
+        looks = _looks_like(data.removeprefix(codecs.BOM_UTF8))
+        guess = f": the file looks saved as {looks}," if looks else ","
+        raise RulesError(
+            f"column {column} is not UTF-8 (byte 0x{data[start]:02x}){guess} {_SAVE_AS_UTF8}",
+            source=_where(source, line),
+        ) from error
+
+
+def _looks_like(data: bytes) -> str | None:
+    """GBK or Big5, the encodings Chinese editors save in, when the file reads as one of them.
+
+    Big5 bytes mostly read as GBK too, but as rare characters, kana, bopomofo or box drawing:
+    GBK is taken when every character it gives is in GB2312's punctuation or Chinese characters.
+    """
+    as_gbk = _decodes(data, "gb18030")
+    if as_gbk is not None and all(_gb2312_text(char) for char in as_gbk if ord(char) >= 0x80):
+        return "GBK (GB18030)"
+    if _decodes(data, "big5") is not None:
+        return "Big5"
+    return "GBK (GB18030)" if as_gbk is not None else None
+
+
+def _decodes(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _gb2312_text(char: str) -> bool:
+    """In GB2312's rows of punctuation and full-width forms (1-3) or Chinese characters (16-87)."""
+    try:
+        lead = char.encode("gb2312")[0]
+    except UnicodeEncodeError:
+        return False
+    return 0xA1 <= lead <= 0xA3 or 0xB0 <= lead <= 0xF7
+
+
+def _yaml_line(text: str) -> tuple[int, str] | None:
+    """The first statement (line number, text) when it looks like YAML, else None."""
+    for number, line in enumerate(text.split("\n"), 1):
+        statement = line.strip()
+        if not statement or statement.startswith("#"):
+            continue
+        return (number, statement) if _YAML_START.match(line) else None
+    return None
 
 
 def _where(source: str, line: int | None) -> str:

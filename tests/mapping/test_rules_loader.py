@@ -337,3 +337,141 @@ def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError) as caught:
         load_rules(tmp_path / "nope.toml")
     assert str(caught.value) == f"{tmp_path / 'nope.toml'}: the rules file does not exist"
+
+
+# Encodings: rules files are UTF-8 TOML ------------------------------------------------------
+SIMPLIFIED = (
+    '# 规则\nversion = 1\n\n[[rule]]\nid = "outage"\nwhen.keywords = ["宕机", "瘫痪"]\n'
+    'then.priority = "P0"\n'
+)
+TRADITIONAL = (
+    'version = 1\n\n[[rule]]\nid = "outage"\n'
+    'when.keywords = ["當機", "資料不一致", "帳號無法登入"]\nthen.priority = "P0"\n'
+)
+SAVE_AS_UTF8 = (
+    'and rules files must be UTF-8; save it as UTF-8 (in Notepad: "Save As", Encoding "UTF-8")'
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path: Path, newline: str) -> None:
+    # Windows Notepad saves UTF-8 with a byte-order mark (and CRLF line ends).
+    path = tmp_path / "rules.toml"
+    path.write_bytes(SIMPLIFIED.replace("\n", newline).encode("utf-8-sig"))
+    assert load_rules(path).rules[0].when.keywords == ["宕机", "瘫痪"]
+    assert parse_rules("\ufeff" + SIMPLIFIED, source="rules.toml").rules[0].id == "outage"
+
+
+def test_a_byte_order_mark_does_not_move_the_lines_of_errors(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes('[[rule]]\nid = "a"\nthen.priority = "P3"\n'.encode("utf-8-sig"))
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == (
+        f"{path}:3 rule 'a': then.priority: Input should be 'P0', 'P1' or 'P2'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (  # the keywords' line: column 19 is the first Chinese character
+            SIMPLIFIED.replace("# 规则\n", "").encode("gbk"),
+            "5: column 19 is not UTF-8 (byte 0xe5): the file looks saved as GBK (GB18030), ",
+        ),
+        (  # a comment is text too
+            SIMPLIFIED.encode("gb18030"),
+            "1: column 3 is not UTF-8 (byte 0xb9): the file looks saved as GBK (GB18030), ",
+        ),
+        (  # Traditional characters in GBK are GBK still
+            TRADITIONAL.encode("gbk"),
+            "5: column 19 is not UTF-8 (byte 0xae): the file looks saved as GBK (GB18030), ",
+        ),
+        (
+            TRADITIONAL.encode("big5"),
+            "5: column 19 is not UTF-8 (byte 0xb7): the file looks saved as Big5, ",
+        ),
+        (  # a byte-order mark, then GBK
+            b"\xef\xbb\xbf" + SIMPLIFIED.encode("gbk"),
+            "1: column 3 is not UTF-8 (byte 0xb9): the file looks saved as GBK (GB18030), ",
+        ),
+        (  # neither: no guess
+            '[[rule]]\nid = "a"\nwhen.keywords = ["café"]\nthen.tags = ["t"]\n'.encode("latin-1"),
+            "3: column 22 is not UTF-8 (byte 0xe9), ",
+        ),
+        (  # Notepad's "Unicode"
+            SIMPLIFIED.encode("utf-16"),
+            ': the file is saved as UTF-16 (Notepad\'s "Unicode"), ',
+        ),
+    ],
+    ids=["gbk", "gbk-comment", "gbk-traditional", "big5", "bom-then-gbk", "latin-1", "utf-16"],
+)
+def test_a_file_not_in_utf8_is_refused_with_where_and_what_it_looks_like(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_bytes(data)
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    where = "" if message.startswith(":") else ":"
+    assert str(caught.value) == f"{path}{where}{message}{SAVE_AS_UTF8}"
+
+
+def test_the_column_is_where_the_other_encoding_starts_not_where_utf8_gave_up(
+    tmp_path: Path,
+) -> None:
+    # 宕 in GBK is e5 b4 and 机 bb fa: e5 b4 bb passes for one UTF-8 character, the decoder
+    # stops at fa (column 7); the text that is not UTF-8 starts at e5, column 6.
+    path = tmp_path / "rules.toml"
+    path.write_bytes('x = "宕机"\n'.encode("gbk"))
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value).startswith(f"{path}:1: column 6 is not UTF-8 (byte 0xe5)")
+
+
+YAML_RULES = "# our rules\nversion: 1\nrule:\n  - id: outage\n    then:\n      priority: P0\n"
+HOW_TOML = (
+    "write the rules in TOML, as docs/rules.md shows (`key = value`, a `[[rule]]` table for "
+    "each rule)"
+)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".YAML"])
+def test_a_yaml_file_is_refused_as_yaml(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"rules{suffix}"
+    path.write_text(YAML_RULES, encoding="utf-8")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == (
+        f"{path}: rules files are TOML; YAML is not supported: {HOW_TOML}, in a file named .toml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "statement"),
+    [
+        (YAML_RULES, 2, "version: 1"),
+        ("---\nrule:\n  - id: a\n", 1, "---"),
+        ("\nrule:\n  - id: a\n", 2, "rule:"),
+        ("- id: a\n  then: {priority: P0}\n", 1, "- id: a"),
+        ("version: 1\r\nrule:\r\n", 1, "version: 1"),
+    ],
+)
+def test_yaml_content_is_refused_as_yaml_whatever_the_files_name(
+    text: str, line: int, statement: str
+) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    assert str(caught.value) == (
+        f"rules.toml:{line}: rules files are TOML; YAML is not supported: {statement!r} is YAML; "
+        f"{HOW_TOML}"
+    )
+
+
+def test_toml_with_a_mistake_further_down_is_not_taken_for_yaml() -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules("version = 1\nrule: x\n", source="rules.toml")
+    assert str(caught.value) == (
+        "rules.toml: not valid TOML: Expected '=' after a key in a key/value pair "
+        "(at line 2, column 5)"
+    )
