@@ -50,10 +50,77 @@ def rules_check(
     typer.echo(f"ok: {len(rules.rules)} rules")
 
 
+#: A rule's single-valued decisions: its `then` field, how people call it, and the attribute
+#: its log entry (`Decision.attribute`) names; the owner is not a logged decision.
+_SINGLE = (
+    ("problem_type", "type", "problem_type"),
+    ("priority", "priority", "priority"),
+    ("related_system", "related system", "related_system"),
+    ("due_in", "due time", "due"),
+    ("owner", "owner", None),
+)
+
+
 def _actions(rule: Any) -> str:
-    decided = rule.then.model_dump(exclude_defaults=True, mode="json")
+    """What a rule decides, as people read it: `type=permission, owner=round robin in group l1`."""
+    then = rule.then
+    parts = []
+    for field, label, _ in _SINGLE:
+        value = getattr(then, field)
+        if value is None:
+            continue
+        if field == "owner":
+            shown = value.describe()
+        elif field == "due_in":
+            from mapping.rules.engine import format_duration
+
+            shown = format_duration(value)
+        else:
+            shown = getattr(value, "value", value)
+        parts.append(f"{label}={shown}")
+    if then.raise_priority:
+        parts.append("raise priority by one level")
+    if then.tags:
+        parts.append(f"tags={', '.join(then.tags)}")
+    if then.collaborators:
+        parts.append(f"collaborators={'; '.join(pick.describe() for pick in then.collaborators)}")
     flags = [flag for flag in ("override", "override_manual") if getattr(rule, flag)]
-    return ", ".join([*(f"{k}={v}" for k, v in decided.items()), *flags])
+    return ", ".join([*parts, *flags]) or "(decides nothing)"
+
+
+def _effect(rule: Any, outcome: Any) -> str:
+    """What a matching rule did to the outcome, and what it wanted that another decided (an
+    earlier rule, or one that overrides): ` -> type` or ` -> nothing (owner from rule rr)`."""
+    from mapping.rules.engine import and_list
+
+    decisions = outcome.decisions
+    done: list[str] = []
+    lost: dict[str, list[str]] = {}  # who decided first -> what
+    for field, label, attribute in _SINGLE:
+        if getattr(rule.then, field) is None:
+            continue
+        if field == "owner":
+            winner = outcome.owner.rule_id if outcome.owner is not None else None
+        else:
+            winner = next((d.rule_id for d in decisions if d.attribute == attribute), None)
+        if winner == rule.id:
+            done.append(label)
+        else:
+            lost.setdefault(f"rule {winner}" if winner else "a person", []).append(label)
+    if rule.then.raise_priority:
+        raised = [d for d in decisions if d.attribute == "priority" and d.rule_id == rule.id]
+        if raised and "raised from" in raised[0].text:
+            done.append("priority raised")
+    done += [
+        f"tag '{d.value}'" for d in decisions if d.attribute == "tags" and d.rule_id == rule.id
+    ]
+    done += [
+        f"collaborator ({pick.spec.describe()})"
+        for pick in outcome.collaborators
+        if pick.rule_id == rule.id
+    ]
+    firsts = "; ".join(f"{and_list(labels)} from {who}" for who, labels in lost.items())
+    return f" -> {', '.join(done) or 'nothing'}" + (f" ({firsts})" if firsts else "")
 
 
 def _explained_time(text: str, zone: Any) -> datetime:
@@ -136,9 +203,12 @@ def explain_text(facts: Any, rules: Any, zone: Any, *, lead_address: str | None)
     if facts.jira_project is not None:
         lines.append(f"jira: {_jira_line(facts)}")
     lines += ["", "matched rules:"]
+    by_id = {rule.id: rule for rule in rules.rules}
     for match in outcome.matches or []:
         note = f"  [{match.note}]" if match.note else ""
-        lines.append(f"  {match.rule_id}: {match.because}{note}")
+        # A note says why a rule did less than it says (a person's triage): no effect then.
+        effect = _effect(by_id[match.rule_id], outcome) if match.applied and not match.note else ""
+        lines.append(f"  {match.rule_id}: {match.because}{effect}{note}")
     if not outcome.matches:
         lines.append("  (none)")
     lines += ["", "decisions:", *(f"  {d.text}" for d in outcome.decisions)]
@@ -183,6 +253,8 @@ def _jira_line(facts: Any) -> str:
     ]
     if facts.manual is not None:
         parts.append("triaged by a person (what they decided stands)")
+    elif facts.from_source is not None:
+        parts.append("not triaged by a person (its priority and type stand where no rule decides)")
     return ", ".join(parts)
 
 

@@ -4,6 +4,7 @@ a rules file read at each run, and the `casedesk rules` commands."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -331,8 +332,12 @@ def test_rules_check(
     monkeypatch.chdir(tmp_path)
     assert main(["rules", "check"]) == 0
     out = capsys.readouterr().out
-    assert "outage-keywords: problem_type=system_fault, priority=P0" in out
-    assert out.rstrip().splitlines()[-1].startswith("ok: ")
+    # The shipped set, each rule with what it decides (the default set decides types).
+    lines = out.rstrip().splitlines()
+    assert lines[0].startswith("rules: ") and lines[0].endswith("default_rules.toml")
+    listed = [line for line in lines if re.match(r"^ +\d+\. [a-z0-9-]+: ", line)]
+    assert any("type=system_fault" in line for line in listed)
+    assert lines[-1] == f"ok: {len(listed)} rules"
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rule]]\nid = "x"\nthen.tags = []\n', encoding="utf-8")
     assert main(["rules", "check", str(bad)]) == 1

@@ -107,3 +107,71 @@ def test_a_bad_time_or_mailbox_is_a_clear_error(
     folder: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], error: str
 ) -> None:
     assert explain(capsys, *args) == (1, "", error)
+
+
+COMPETING = """
+[groups]
+l1 = ["a@example.com", "b@example.com"]
+
+[[rule]]
+id = "rr"
+when.keywords = ["卡纸"]
+then.problem_type = "system_fault"
+then.owner = { group = "l1", strategy = "round_robin" }
+
+[[rule]]
+id = "fewest"
+when.keywords = ["打印机"]
+then.problem_type = "how_to"
+then.owner = { group = "l1", strategy = "fewest_open" }
+
+[[rule]]
+id = "printer"
+when.keywords = ["打印机"]
+then.owner = "printer-team@example.com"
+then.tags = ["printer"]
+then.collaborators = ["facilities@example.com"]
+then.due_in = "2h"
+
+[[rule]]
+id = "third-floor"
+override = true
+when.keywords = ["三楼"]
+then.problem_type = "permission"
+"""
+
+
+def test_each_matching_rule_says_what_it_decided_and_what_came_from_another(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (folder / "rules.toml").write_text(COMPETING, "utf-8")
+    code, out, err = explain(capsys)
+    assert (code, err) == (0, "")
+    block = out.split("matched rules:\n", 1)[1].split("\n\n", 1)[0]
+    assert block.splitlines() == [
+        "  rr: matched '卡纸' -> owner (type from rule third-floor)",
+        "  fewest: matched '打印机' -> nothing (type from rule third-floor; owner from rule rr)",
+        "  printer: matched '打印机' -> due time, tag 'printer', collaborator "
+        "(facilities@example.com) (owner from rule rr)",
+        "  third-floor: matched '三楼' -> type",
+    ]
+
+
+def test_rules_check_lists_what_each_rule_decides_as_people_read_it(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (folder / "rules.toml").write_text(COMPETING + RULES, "utf-8")
+    assert main(["rules", "check"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1:] == [
+        "  group l1: a@example.com, b@example.com",
+        "    1. rr: type=system_fault, owner=round robin in group l1",
+        "    2. fewest: type=how_to, owner=fewest open cases in group l1",
+        "    3. printer: due time=2h, owner=printer-team@example.com, tags=printer, "
+        "collaborators=facilities@example.com",
+        "    4. third-floor: type=permission, override",
+        "    5. weekend: tags=weekend",
+        "    6. night: raise priority by one level",
+        "    7. vip-box: priority=P1",
+        "ok: 7 rules",
+    ]

@@ -101,7 +101,11 @@ def test_jira_fields_decide_and_a_persons_triage_is_kept(
     code, out, _ = explain(capsys, fresh.key, "--rules", "jira-rules.toml")
     assert code == 0
     why = "matched Jira component 'Billing' and Jira priority 'Highest'"
-    assert f"  billing-highest: {why}\n  vip: matched Jira label 'vip'\n\n" in out
+    # Each matching rule says what it decided.
+    assert (
+        f"  billing-highest: {why} -> type, priority, related system\n"
+        "  vip: matched Jira label 'vip' -> priority raised\n\n"
+    ) in out
     assert f"  type 数据异常 (data_anomaly) by rule billing-highest: {why}" in out
     assert f"  related system billing by rule billing-highest: {why}" in out
     assert "  P0 by rule vip: raised from P1; matched Jira label 'vip'" in out
