@@ -27,7 +27,8 @@ class AssignmentState(Protocol):
 
 
 class PreviewState:
-    """For `casedesk rules explain`: reads nothing, writes nothing, picks the first member."""
+    """State for a preview (the rules benchmark, tests): reads nothing, writes nothing, picks
+    the first member. (`casedesk rules explain` picks nobody: it names the group and strategy.)"""
 
     def open_case_counts(self, owners: Sequence[str]) -> dict[str, int]:
         return dict.fromkeys(owners, 0)

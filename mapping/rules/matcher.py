@@ -16,13 +16,13 @@ linear in the text. Each occurrence comes with what its check needs
 (the keyword, its length, whether each end is a Latin word character); only a Latin end has its
 neighbour looked up, in a set of the word characters.
 
-It replaced ~200 lines: a trie-shaped regular expression for the CJK and punctuation keywords
-(which finds the longest keyword at a position and goes on after it, so what occurs within a
-keyword, or can start inside one and end after it, had to be worked out when the rules load
-and searched again) and, for Latin keywords, a lookup of the report's words and pairs of
-consecutive words. Over the 2,000 reports of `bench/rules_bench.py` (200 rules, 1,040 keywords,
-~275 characters a report; subject and body folded and joined, as `Conditions` searches them)
-`find` went from ~14 to ~8 us a report, `fold` + `find` from ~16.5 to ~9.5 us. Of the ~8 us,
+Why not a regular expression: a trie-shaped one finds the longest keyword at a position and
+goes on after it, so what occurs within a keyword, or starts inside one and ends after it, has
+to be worked out when the rules load and searched again, and Latin keywords need a lookup of
+the report's words and pairs of words besides (about 200 lines in all). Over the 2,000 reports
+of `bench/rules_bench.py` (200 rules, 1,040 keywords, ~275 characters a report; subject and body
+folded and joined, as `Conditions` searches them) that took ~14 us a report against ~8 for
+`find`, `fold` + `find` ~16.5 against ~9.5 us. Of the ~8 us,
 ~5 are the automaton's pass (its nodes look a character up among their children one by one,
 and the root has one child for each first character of a keyword), ~1 the white-space check
 (see `find`) and ~1 the checks of the ~13 occurrences a report.
