@@ -3,7 +3,8 @@ anything uses it.
 
 Every problem is a `RulesError` naming the file, the line of the key that is wrong (when it can
 be told for sure, else the line of the `[[rule]]` or `[table]` it is in), the rule id and the
-reason; a run never starts with a rules file that does not load completely.
+reason. A file with several problems gets one error listing them all, one a line, in the file's
+order. A run never starts with a rules file that does not load completely.
 """
 
 from __future__ import annotations
@@ -84,13 +85,25 @@ def parse_rules(text: str, *, source: str) -> RuleSet:
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         raise RulesError("'rule' must be a list of [[rule]] tables", source=source)
-    rules = [_rule(raw, index, text, source) for index, raw in enumerate(raw_rules)]
+    problems = _Problems(text, source)
+    rules: list[tuple[int, Rule]] = []
+    for index, raw in enumerate(raw_rules):
+        rule = _rule(raw, index, problems)
+        if rule is not None:
+            rules.append((index, rule))
+    rule_set: RuleSet | None = None
+    groups: dict[str, list[str]] | None = None
     try:
-        rule_set = RuleSet.model_validate({**data, "rule": rules})
+        rule_set = RuleSet.model_validate({**data, "rule": [rule for _, rule in rules]})
+        groups = rule_set.groups
     except ValidationError as error:
-        line = _line_of(text, tuple(error.errors()[0]["loc"]), at_least=1)
-        raise RulesError(_reason(error), source=_where(source, line)) from error
-    _check_across_rules(rule_set, text, source)
+        problems.add_all(error, (), at_least=1)
+        if not any(detail["loc"][:1] == ("groups",) for detail in error.errors()):
+            groups = data.get("groups", {})  # nothing wrong in it: the groups are known
+    _check_ids(raw_rules, problems)
+    _check_groups(rules, groups, problems)
+    problems.raise_any()
+    assert rule_set is not None  # else a problem was raised
     return rule_set
 
 
@@ -166,18 +179,57 @@ def _where(source: str, line: int | None) -> str:
     return f"{source}:{line}" if line is not None else source
 
 
-def _line_of(text: str, loc: _Loc, *, at_least: int) -> int | None:
-    """The line (from 1) of the key that pydantic's error `loc` names, counted from the top of
-    the file (`('rule', 2, 'then', 'priority')`, `('defaults', 'priority')`); None if unsure.
+class _Problems:
+    """Every problem of one file, each with its line (when it can be told) and rule id."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text, self.source = text, source
+        self.found: list[tuple[int | None, str | None, str]] = []
+        self._paths: list[tuple[int, _Loc]] | None = None
+
+    def add(self, reason: str, loc: _Loc, *, at_least: int, rule_id: str | None = None) -> None:
+        """A problem at the key `loc` names (see `_line_of`)."""
+        if self._paths is None:  # worked out once, and only for a file with a problem
+            self._paths = _key_paths(self.text)
+        self.found.append((_line_of(self._paths, loc, at_least=at_least), rule_id, reason))
+
+    def add_all(
+        self, error: ValidationError, at: _Loc, *, at_least: int, rule_id: str | None = None
+    ) -> None:
+        """Every error pydantic found, at the keys below `at`."""
+        for detail in error.errors():
+            loc = tuple(detail["loc"])
+            where = ".".join(str(part) for part in loc)
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            reason = f"{where}: {message}" if where else message
+            self.add(reason, (*at, *loc), at_least=at_least, rule_id=rule_id)
+
+    def raise_any(self) -> None:
+        """A RulesError with the problem, or with all of them, one a line, in the file's order."""
+        if len(self.found) == 1:
+            line, rule_id, reason = self.found[0]
+            raise RulesError(reason, source=_where(self.source, line), rule_id=rule_id)
+        if self.found:
+            ordered = sorted(self.found, key=lambda found: (found[0] is None, found[0] or 0))
+            each = [
+                f"  {RulesError(reason, source=_where(self.source, line), rule_id=rule_id)}"
+                for line, rule_id, reason in ordered
+            ]
+            rule_ids = {rule_id for _, rule_id, _ in self.found}
+            raise RulesError(
+                "\n".join([f"{len(each)} problems:", *each]),
+                source=self.source,
+                rule_id=rule_ids.pop() if len(rule_ids) == 1 else None,
+            )
+
+
+def _key_paths(text: str) -> list[tuple[int, _Loc]]:
+    """Each line (from 1) that starts a statement, with the full path of the key it sets.
 
     Only lines that start a statement count: not a comment, not inside a multi-line string or
     array. Each table header and each `key =` line gets the full path it sets: the last header
     before it (the n-th `[[rule]]` is `('rule', n - 1)`, a `[rule.then]` below it is
-    `('rule', n - 1, 'then')`) and its own dotted key, quoted or not. The line whose path is the
-    longest prefix of `loc` is the answer (the first of equals), so a key inside an inline table
-    or a multi-line array gets the line of the key its value belongs to, and a value set by a
-    header alone gets that header's line. It gives up (None) when no path matches at least
-    `at_least` parts of `loc`: a rule written as `rule = [{ ... }]` has no line of its own.
+    `('rule', n - 1, 'then')`) and its own dotted key, quoted or not.
     """
     starts, depth, line = {1}, 0, 1
     for token in _TOKEN.finditer(text):
@@ -192,7 +244,7 @@ def _line_of(text: str, loc: _Loc, *, at_least: int) -> int | None:
     lines = text.split("\n")
     arrays: dict[_Loc, int] = {}  # path of each array of tables -> its elements so far
     context: _Loc = ()
-    best, best_length = None, at_least - 1
+    paths: list[tuple[int, _Loc]] = []
     for number in sorted(starts):
         match = _STATEMENT.match(lines[number - 1])
         if match is None:
@@ -213,53 +265,75 @@ def _line_of(text: str, loc: _Loc, *, at_least: int) -> int | None:
             context = path
         else:
             path = context + parts
+        paths.append((number, path))
+    return paths
+
+
+def _line_of(paths: list[tuple[int, _Loc]], loc: _Loc, *, at_least: int) -> int | None:
+    """The line of the key that pydantic's error `loc` names (`('rule', 2, 'then',
+    'priority')`, `('defaults', 'priority')`), from `_key_paths`; None if unsure.
+
+    The line whose path is the longest prefix of `loc` is the answer (the first of equals), so
+    a key inside an inline table or a multi-line array gets the line of the key its value
+    belongs to, and a value set by a header alone gets that header's line. It gives up (None)
+    when no path matches at least `at_least` parts of `loc`: a rule written as
+    `rule = [{ ... }]` has no line of its own.
+    """
+    best, best_length = None, at_least - 1
+    for number, path in paths:
         if len(path) > best_length and loc[: len(path)] == path:
             best, best_length = number, len(path)
     return best
 
 
-def _rule(raw: Any, index: int, text: str, source: str) -> Rule:
+def _rule(raw: Any, index: int, problems: _Problems) -> Rule | None:
+    """The index-th rule, or None when it has problems (added to `problems`)."""
     rule_id = raw.get("id") if isinstance(raw, dict) else None
     name = rule_id if isinstance(rule_id, str) else f"#{index + 1}"
     if not isinstance(raw, dict):
-        line = _line_of(text, ("rule", index), at_least=2)
-        raise RulesError("a rule must be a table", source=_where(source, line), rule_id=name)
+        problems.add("a rule must be a table", ("rule", index), at_least=2, rule_id=name)
+        return None
     try:
         return Rule.model_validate(raw)
     except ValidationError as error:
-        line = _line_of(text, ("rule", index, *error.errors()[0]["loc"]), at_least=2)
-        raise RulesError(_reason(error), source=_where(source, line), rule_id=name) from error
+        problems.add_all(error, ("rule", index), at_least=2, rule_id=name)
+        return None
 
 
-def _reason(error: ValidationError) -> str:
-    """The first problem, as `then.priority: Input should be 'P0', 'P1' or 'P2'`."""
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {message}{more}" if where else f"{message}{more}"
-
-
-def _check_across_rules(rule_set: RuleSet, text: str, source: str) -> None:
+def _check_ids(raw_rules: list[Any], problems: _Problems) -> None:
+    """Every id used a second time (also by a rule that has other problems)."""
     seen: dict[str, int] = {}
-    for index, rule in enumerate(rule_set.rules):
-        if rule.id in seen:
-            line = _line_of(text, ("rule", index, "id"), at_least=2)
-            raise RulesError(
-                f"the id is used twice (first by rule #{seen[rule.id] + 1}); ids must be unique "
+    for index, raw in enumerate(raw_rules):
+        rule_id = raw.get("id") if isinstance(raw, dict) else None
+        if not isinstance(rule_id, str):
+            continue
+        if rule_id in seen:
+            problems.add(
+                f"the id is used twice (first by rule #{seen[rule_id] + 1}); ids must be unique "
                 "because every log entry names its rule",
-                source=_where(source, line),
-                rule_id=rule.id,
+                ("rule", index, "id"),
+                at_least=2,
+                rule_id=rule_id,
             )
-        seen[rule.id] = index
+        else:
+            seen[rule_id] = index
+
+
+def _check_groups(
+    rules: list[tuple[int, Rule]], groups: dict[str, list[str]] | None, problems: _Problems
+) -> None:
+    """Every group a rule names and [groups] does not define (None: [groups] is wrong itself)."""
+    if groups is None:
+        return
+    known = ", ".join(sorted(groups)) or "none"
+    for index, rule in rules:
         specs: list[tuple[_Loc, AssignSpec | None]] = [(("then", "owner"), rule.then.owner)]
         specs += [(("then", "collaborators", n), c) for n, c in enumerate(rule.then.collaborators)]
         for loc, spec in specs:
-            if spec is not None and spec.group is not None and spec.group not in rule_set.groups:
-                known = ", ".join(sorted(rule_set.groups)) or "none"
-                line = _line_of(text, ("rule", index, *loc), at_least=2)
-                raise RulesError(
+            if spec is not None and spec.group is not None and spec.group not in groups:
+                problems.add(
                     f"group {spec.group!r} is not defined under [groups] (defined: {known})",
-                    source=_where(source, line),
+                    ("rule", index, *loc),
+                    at_least=2,
                     rule_id=rule.id,
                 )

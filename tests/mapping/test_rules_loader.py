@@ -475,3 +475,58 @@ def test_toml_with_a_mistake_further_down_is_not_taken_for_yaml() -> None:
         "rules.toml: not valid TOML: Expected '=' after a key in a key/value pair "
         "(at line 2, column 5)"
     )
+
+
+# Every problem of a file is shown, each with its line ----------------------------------------
+ALL_PROBLEMS = [
+    (  # three in one rule, in the file's order
+        '[[rule]]\nid = "a"\nthen.priority = "P3"\nwhen.keywords = ["x", ""]\nwhen.regex = ["("]\n',
+        "rules.toml rule 'a': 3 problems:\n"
+        "  rules.toml:3 rule 'a': then.priority: Input should be 'P0', 'P1' or 'P2'\n"
+        "  rules.toml:4 rule 'a': when.keywords: an empty keyword would match everything; "
+        "remove it\n"
+        "  rules.toml:5 rule 'a': when.regex: regular expression '(' does not compile: "
+        "missing ), unterminated subpattern at position 0",
+    ),
+    (  # in [defaults], two rules, an id used twice by a rule with its own problem
+        '[defaults]\npriority = "P9"\n\n[[rule]]\nid = "a"\nthen.priority = "P3"\n\n'
+        '[[rule]]\nid = "a"\nthen.tags = ["t"]\n\n[[rule]]\nid = "b"\nthen.tags = [""]\n',
+        "rules.toml: 4 problems:\n"
+        "  rules.toml:2: defaults.priority: Input should be 'P0', 'P1' or 'P2'\n"
+        "  rules.toml:6 rule 'a': then.priority: Input should be 'P0', 'P1' or 'P2'\n"
+        "  rules.toml:9 rule 'a': the id is used twice (first by rule #1); ids must be unique "
+        "because every log entry names its rule\n"
+        "  rules.toml:14 rule 'b': then.tags: an empty tag is no tag; remove it",
+    ),
+    (  # an unknown group beside another problem of the file
+        '[defaults]\npriority = "P9"\n[groups]\nl1 = ["a@example.com"]\n[[rule]]\nid = "a"\n'
+        'then.owner = { group = "l9", strategy = "round_robin" }\n',
+        "rules.toml: 2 problems:\n"
+        "  rules.toml:2: defaults.priority: Input should be 'P0', 'P1' or 'P2'\n"
+        "  rules.toml:7 rule 'a': group 'l9' is not defined under [groups] (defined: l1)",
+    ),
+    (  # a problem with no line of its own comes last
+        'rule = [{ id = "x", then = { priority = "P9" } }]\n[defaults]\npriority = "P9"\n',
+        "rules.toml: 2 problems:\n"
+        "  rules.toml:3: defaults.priority: Input should be 'P0', 'P1' or 'P2'\n"
+        "  rules.toml rule 'x': then.priority: Input should be 'P0', 'P1' or 'P2'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), ALL_PROBLEMS)
+def test_every_problem_is_shown_each_with_its_line(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    assert str(caught.value) == message
+
+
+def test_an_unknown_group_is_not_reported_when_groups_itself_is_wrong() -> None:
+    # Which groups exist cannot be told: only the problem of [groups] is shown.
+    with pytest.raises(RulesError) as caught:
+        parse_rules(
+            '[groups]\nl1 = []\n[[rule]]\nid = "a"\n'
+            'then.owner = { group = "l9", strategy = "round_robin" }\n',
+            source="rules.toml",
+        )
+    assert str(caught.value) == "rules.toml:1: groups: group 'l1' has no members"
