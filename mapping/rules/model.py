@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from email.utils import parseaddr
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
@@ -42,6 +43,12 @@ __all__ = [
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # `li@example.com`, `@example.com` or `example.com`: a domain has at least two dotted labels.
 SENDER = re.compile(r"(?:[^\s@]*@)?[\w-]+(?:\.[\w-]+)+")
+# A person a rule names is told of their cases by mail, so it is an address the notices' mailer
+# writes to (`validate_address` in mapping.outgoing_mail, not imported here: a parse worker loads
+# the rules): an ASCII dot-atom local part and a dotted host name, no display name.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+PERSON = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 _DURATION_PART = re.compile(r"(\d+)\s*([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
@@ -101,6 +108,27 @@ def _no_blank(values: list[str], info: ValidationInfo) -> list[str]:
 
 def _is_blank(value: str | None) -> bool:
     return value is not None and not value.strip()
+
+
+def _an_address(value: str) -> str:
+    """`value` if it is a plain email address a notice can go to; ValueError saying why not."""
+    if len(value) <= 254 and PERSON.fullmatch(value):
+        return value
+    if not value.strip():
+        raise ValueError("an empty person names no one; remove it")
+    address = parseaddr(value)[1]
+    if address != value and len(address) <= 254 and PERSON.fullmatch(address):
+        raise ValueError(
+            f"{value!r} is not a plain email address: write the address alone, {address!r}"
+        )
+    raise ValueError(
+        f"{value!r} is not an email address: people are told of their cases by mail, so write "
+        "their address, like 'li@example.com' (ASCII, no display name)"
+    )
+
+
+#: Someone a rule assigns: an email address.
+Person = Annotated[str, AfterValidator(_an_address)]
 
 
 #: A list of non-empty strings; a single string is a list of one.
@@ -242,7 +270,7 @@ class AssignSpec(_Strict):
             raise ValueError(
                 "an empty person names no one; give an address ('li@example.com') or remove it"
             )
-        return value
+        return value if value is None else _an_address(value)
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:
@@ -381,6 +409,18 @@ class DuePolicy(_Strict):
         return duration
 
 
+def _members(members: list[str]) -> list[str]:
+    """A group's members: at least one, each once (an address's case does not matter)."""
+    if not members:
+        raise ValueError("the group has no members; list at least one address")
+    seen: set[str] = set()
+    for member in members:
+        if member.lower() in seen:
+            raise ValueError(f"the group lists {member!r} twice; list each person once")
+        seen.add(member.lower())
+    return members
+
+
 class Defaults(_Strict):
     """What an unmatched report gets (seed step 1: P2 and untriaged, then the lead judges)."""
 
@@ -394,23 +434,16 @@ class RuleSet(_Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     due: DuePolicy = Field(default_factory=DuePolicy)
-    groups: dict[str, list[str]] = Field(default_factory=dict)
+    groups: dict[str, Annotated[list[Person], AfterValidator(_members)]] = Field(
+        default_factory=dict
+    )
     rules: list[Rule] = Field(default_factory=list, alias="rule")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("groups")
     @classmethod
-    def _groups_have_people(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, members in groups.items():
-            if not name.strip():
-                raise ValueError("a group needs a name: one of [groups] has an empty one")
-            if not members:
-                raise ValueError(f"group {name!r} has no members")
-            if any(not member.strip() for member in members):
-                raise ValueError(
-                    f"group {name!r} lists an empty person, who names no one; remove it"
-                )
-            if len(set(members)) != len(members):
-                raise ValueError(f"group {name!r} lists someone twice")
+    def _groups_named(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        if any(not name.strip() for name in groups):
+            raise ValueError("a group needs a name: one of [groups] has an empty one")
         return groups

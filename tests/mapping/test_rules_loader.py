@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,7 @@ BAD_FILES = [
     ),
     (
         '[groups]\nl1 = ["a@example.com", ""]\n',
-        "rules.toml:1: groups: group 'l1' lists an empty person, who names no one; remove it",
+        "rules.toml:2: groups.l1.1: an empty person names no one; remove it",
     ),
     (
         '[groups]\n"" = ["a@example.com"]\n',
@@ -212,7 +213,7 @@ BAD_FILES = [
     ),
     (
         "[groups]\nl1 = []\n",
-        "rules.toml:1: groups: group 'l1' has no members",
+        "rules.toml:2: groups.l1: the group has no members; list at least one address",
     ),
     (
         "version = 2\n",
@@ -293,9 +294,9 @@ WHERE_THE_KEY_IS = [
         '[groups]\nl1 = ["a@example.com"]\nl2 = "b@example.com"\n',
         "rules.toml:3: groups.l2: Input should be a valid list",
     ),
-    (  # the reason is about [groups] as a whole: its header
+    (  # the reason is about one group: its line
         '[groups]\nl1 = ["a@example.com"]\nl2 = []\n',
-        "rules.toml:1: groups: group 'l2' has no members",
+        "rules.toml:3: groups.l2: the group has no members; list at least one address",
     ),
     (  # rules as an array of inline tables: no line can be told
         'rule = [{ id = "a", then = { priority = "P9" } }]\n',
@@ -529,4 +530,99 @@ def test_an_unknown_group_is_not_reported_when_groups_itself_is_wrong() -> None:
             'then.owner = { group = "l9", strategy = "round_robin" }\n',
             source="rules.toml",
         )
-    assert str(caught.value) == "rules.toml:1: groups: group 'l1' has no members"
+    assert str(caught.value) == (
+        "rules.toml:2: groups.l1: the group has no members; list at least one address"
+    )
+
+
+# People a rule assigns are told by mail: each is an email address ------------------------------
+NOT_AN_ADDRESS = (
+    "is not an email address: people are told of their cases by mail, so write their address, "
+    "like 'li@example.com' (ASCII, no display name)"
+)
+PEOPLE_WHO_ARE_NOT_ADDRESSES = [
+    (
+        '[groups]\nl1 = ["li@example.com", "not an address"]\n',
+        f"rules.toml:2: groups.l1.1: 'not an address' {NOT_AN_ADDRESS}",
+    ),
+    (
+        '[groups]\nl1 = ["li@example.com"]\nops = [\n  "ops@example.com",\n  "wang",\n]\n',
+        f"rules.toml:3: groups.ops.1: 'wang' {NOT_AN_ADDRESS}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = "li"\n',
+        f"rules.toml:3 rule 'a': then.owner.person: 'li' {NOT_AN_ADDRESS}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = { person = "li@example" }\n',
+        f"rules.toml:3 rule 'a': then.owner.person: 'li@example' {NOT_AN_ADDRESS}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.collaborators = ["ops@example.com", "运维值班"]\n',
+        f"rules.toml:3 rule 'a': then.collaborators.1.person: '运维值班' {NOT_AN_ADDRESS}",
+    ),
+    (  # the notices' mailer writes to ASCII addresses only
+        '[[rule]]\nid = "a"\nthen.owner = "李@例子.中国"\n',
+        f"rules.toml:3 rule 'a': then.owner.person: '李@例子.中国' {NOT_AN_ADDRESS}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = " li@example.com"\n',
+        "rules.toml:3 rule 'a': then.owner.person: ' li@example.com' is not a plain email "
+        "address: write the address alone, 'li@example.com'",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = "Li Lei <li@example.com>"\n',
+        "rules.toml:3 rule 'a': then.owner.person: 'Li Lei <li@example.com>' is not a plain "
+        "email address: write the address alone, 'li@example.com'",
+    ),
+    (
+        '[groups]\nl1 = ["li@example.com", "Li@Example.com"]\n',
+        "rules.toml:2: groups.l1: the group lists 'Li@Example.com' twice; list each person once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), PEOPLE_WHO_ARE_NOT_ADDRESSES)
+def test_a_person_who_is_not_an_email_address_is_refused(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    assert str(caught.value) == message
+
+
+GOOD_ADDRESSES = [
+    "li@example.com",
+    "li.lei+support@mail.example.com.cn",
+    "ops-oncall@example-corp.io",
+    "o'brien@example.com",
+]
+BAD_ADDRESSES = [
+    "li",
+    "li@example",
+    "li@@example.com",
+    "li lei@example.com",
+    "li@example..com",
+    "li@-example.com",
+    "li@example.com.",
+    ".li@example.com",
+    "Li <li@example.com>",
+    "李@例子.中国",
+    "li@example.com\n",
+]
+
+
+@pytest.mark.parametrize("address", [*GOOD_ADDRESSES, *BAD_ADDRESSES])
+def test_a_person_is_whatever_the_notices_mailer_writes_to(address: str) -> None:
+    from mapping.outgoing_mail import InvalidAddress, validate_address
+
+    try:
+        validate_address(address)
+        writable = address == address.strip()
+    except InvalidAddress:
+        writable = False
+    text = f"[groups]\nl1 = [{json.dumps(address)}]\n"  # a JSON string is a TOML one
+    try:
+        parse_rules(text, source="rules.toml")
+        loads = True
+    except RulesError:
+        loads = False
+    assert loads == writable == (address in GOOD_ADDRESSES)
