@@ -155,17 +155,42 @@ class Weekday(StrEnum):
 
 
 class HourRange(_Strict):
-    """`"18-9"`: from 18:00 up to 09:00 the next morning (the end hour is not included)."""
+    """`"18-9"`: from 18:00 up to 09:00 the next morning (the end hour is not included).
 
-    start: int = Field(ge=0, le=23)
-    end: int = Field(ge=0, le=24)
+    A whole day is `"0-24"`; a range that starts and ends at the same hour is refused (it would
+    match every hour, which is rarely what was meant by `"9-9"`).
+    """
 
+    start: int
+    end: int
+
+    @model_validator(mode="before")
     @classmethod
-    def parse(cls, text: str) -> HourRange:
-        match = re.fullmatch(r"\s*(\d{1,2})\s*-\s*(\d{1,2})\s*", text)
+    def _from_text(cls, value: object) -> object:
+        if isinstance(value, dict | HourRange):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"hours {value!r} is not like '9-18' or '18-9' (a string)")
+        match = re.fullmatch(r"\s*(\d{1,2})\s*-\s*(\d{1,2})\s*", value)
         if match is None:
-            raise ValueError(f"hours {text!r} is not like '9-18' or '18-9'")
-        return cls(start=int(match[1]), end=int(match[2]))
+            raise ValueError(f"hours {value!r} is not like '9-18' or '18-9'")
+        return {"start": int(match[1]), "end": int(match[2])}
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Self:
+        text = f"{self.start}-{self.end}"
+        if not (0 <= self.start <= 23 and 0 <= self.end <= 24):
+            raise ValueError(
+                f"hours {text!r}: a range starts at an hour from 0 to 23 and ends at one from "
+                "0 to 24 ('18-9', '9-18', '0-24')"
+            )
+        if self.start == self.end:
+            raise ValueError(
+                f"hours {text!r} starts and ends at {self.start}:00, so whether it means no hour "
+                f"or every hour cannot be told: write '0-24' for the whole day (or leave hours "
+                f"out), '{self.start}-{self.start + 1}' for the hour from {self.start}:00"
+            )
+        return self
 
     def contains(self, hour: int) -> bool:
         if self.start < self.end:
@@ -202,18 +227,15 @@ class When(_Strict):
     weekdays: list[Weekday] = Field(default_factory=list)
     hours: list[HourRange] = Field(default_factory=list, description="In the team's time zone.")
 
-    @field_validator("source", "weekdays", mode="before")
+    @field_validator("source", "weekdays", "hours", mode="before")
     @classmethod
     def _listify(cls, value: object) -> object:
         return _as_list(value)
 
-    @field_validator("hours", mode="before")
-    @classmethod
-    def _hour_ranges(cls, value: object) -> object:
-        items = _as_list(value)
-        if isinstance(items, list):
-            return [HourRange.parse(item) if isinstance(item, str) else item for item in items]
-        return items
+    @property
+    def is_empty(self) -> bool:
+        """No condition at all: the rule matches every report."""
+        return not any(getattr(self, name) for name in type(self).model_fields)
 
     @field_validator("sender")
     @classmethod
@@ -322,6 +344,18 @@ class Then(_Strict):
     def _owner(cls, value: object) -> object:
         return {"person": value} if isinstance(value, str) else value
 
+    @field_validator("raise_priority")
+    @classmethod
+    def _raise_or_set(cls, value: bool, info: ValidationInfo) -> bool:
+        priority = info.data.get("priority")
+        if value and priority is not None:
+            raise ValueError(
+                f'the rule sets both priority = "{priority.value}" and raise_priority = true: '
+                f"keep priority to set {priority.value}, or raise_priority to raise the "
+                "priority the other rules decide by one level; not both"
+            )
+        return value
+
     @field_validator("related_system")
     @classmethod
     def _system_named(cls, value: str | None) -> str | None:
@@ -348,6 +382,19 @@ class Rule(_Strict):
         default=False, description="Also apply to a case a person already triaged in Jira."
     )
     enabled: bool = True
+
+    @field_validator("override")
+    @classmethod
+    def _override_needs_conditions(cls, value: bool, info: ValidationInfo) -> bool:
+        when = info.data.get("when")
+        if value and isinstance(when, When) and when.is_empty:
+            raise ValueError(
+                "override = true on a rule with no conditions replaces what every earlier rule "
+                "decided, for every report: remove override (a rule without conditions then "
+                "decides only what no earlier rule did), or give the rule a condition under "
+                "[rule.when]"
+            )
+        return value
 
     @field_validator("id")
     @classmethod

@@ -195,7 +195,8 @@ BAD_FILES = [
     ),
     (
         '[[rule]]\nid = "a"\nwhen.hours = ["25-3"]\nthen.tags = ["t"]\n',
-        "rules.toml:3 rule 'a': when.hours.start: Input should be less than or equal to 23",
+        "rules.toml:3 rule 'a': when.hours.0: hours '25-3': a range starts at an hour from 0 "
+        "to 23 and ends at one from 0 to 24 ('18-9', '9-18', '0-24')",
     ),
     (
         '[[rule]]\nid = "a"\nwhen.attachment_types = ["log"]\nthen.tags = ["t"]\n',
@@ -626,3 +627,90 @@ def test_a_person_is_whatever_the_notices_mailer_writes_to(address: str) -> None
     except RulesError:
         loads = False
     assert loads == writable == (address in GOOD_ADDRESSES)
+
+
+# Rules that would not do what they seem to ------------------------------------------------------
+def _same_hour(start: int) -> str:
+    return (
+        f"hours '{start}-{start}' starts and ends at {start}:00, so whether it means no hour or "
+        f"every hour cannot be told: write '0-24' for the whole day (or leave hours out), "
+        f"'{start}-{start + 1}' for the hour from {start}:00"
+    )
+
+
+UNCLEAR_RULES = [
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = ["18-9", "9-9"]\nthen.tags = ["t"]\n',
+        f"rules.toml:3 rule 'a': when.hours.1: {_same_hour(9)}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = "0-0"\nthen.tags = ["t"]\n',
+        f"rules.toml:3 rule 'a': when.hours.0: {_same_hour(0)}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = ["23 - 23"]\nthen.tags = ["t"]\n',
+        f"rules.toml:3 rule 'a': when.hours.0: {_same_hour(23)}",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = ["9-25"]\nthen.tags = ["t"]\n',
+        "rules.toml:3 rule 'a': when.hours.0: hours '9-25': a range starts at an hour from 0 "
+        "to 23 and ends at one from 0 to 24 ('18-9', '9-18', '0-24')",
+    ),
+    (
+        '[[rule]]\nid = "a"\nwhen.hours = [9]\nthen.tags = ["t"]\n',
+        "rules.toml:3 rule 'a': when.hours.0: hours 9 is not like '9-18' or '18-9' (a string)",
+    ),
+    (  # the line of the second of the two keys
+        '[[rule]]\nid = "a"\nwhen.keywords = ["x"]\nthen.priority = "P1"\n'
+        "then.raise_priority = true\n",
+        "rules.toml:5 rule 'a': then.raise_priority: the rule sets both priority = \"P1\" and "
+        "raise_priority = true: keep priority to set P1, or raise_priority to raise the "
+        "priority the other rules decide by one level; not both",
+    ),
+    (
+        '[[rule]]\nid = "a"\n[rule.then]\nraise_priority = true\npriority = "P0"\n',
+        "rules.toml:4 rule 'a': then.raise_priority: the rule sets both priority = \"P0\" and "
+        "raise_priority = true: keep priority to set P0, or raise_priority to raise the "
+        "priority the other rules decide by one level; not both",
+    ),
+    (
+        '[[rule]]\nid = "a"\nthen.owner = "li@example.com"\noverride = true\n',
+        "rules.toml:4 rule 'a': override: override = true on a rule with no conditions replaces "
+        "what every earlier rule decided, for every report: remove override (a rule without "
+        "conditions then decides only what no earlier rule did), or give the rule a condition "
+        "under [rule.when]",
+    ),
+    (  # disabled or not, and however few it decides
+        '[[rule]]\nid = "a"\nenabled = false\noverride = true\noverride_manual = true\n'
+        'then.tags = ["t"]\n',
+        "rules.toml:4 rule 'a': override: override = true on a rule with no conditions replaces "
+        "what every earlier rule decided, for every report: remove override (a rule without "
+        "conditions then decides only what no earlier rule did), or give the rule a condition "
+        "under [rule.when]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), UNCLEAR_RULES)
+def test_a_rule_that_would_not_do_what_it_seems_is_refused(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    assert str(caught.value) == message
+
+
+def test_what_stays_allowed() -> None:
+    rules = parse_rules(
+        '[[rule]]\nid = "whole-day"\nwhen.hours = ["0-24"]\nthen.tags = ["t"]\n'
+        '[[rule]]\nid = "to-midnight"\nwhen.hours = ["18-0", "18-24"]\nthen.tags = ["t"]\n'
+        '[[rule]]\nid = "catch-all"\nthen.owner = "li@example.com"\n'
+        '[[rule]]\nid = "vip"\nwhen.sender = ["@vip.example.com"]\nthen.raise_priority = true\n'
+        "override = true\n"
+        '[[rule]]\nid = "fixed"\nwhen.keywords = ["x"]\nthen.priority = "P1"\n'
+        "then.raise_priority = false\n",
+        source="rules.toml",
+    )
+    whole_day, to_midnight = rules.rules[0].when.hours[0], rules.rules[1].when.hours
+    assert all(whole_day.contains(hour) for hour in range(24))
+    assert [hour for hour in range(24) if to_midnight[0].contains(hour)] == [18, 19, 20, 21, 22, 23]
+    assert [hour for hour in range(24) if to_midnight[1].contains(hour)] == [18, 19, 20, 21, 22, 23]
+    assert rules.rules[2].when.is_empty and not rules.rules[3].when.is_empty
