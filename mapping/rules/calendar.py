@@ -1,4 +1,8 @@
-"""Expected resolution time: the priority's duration, in calendar time or working time."""
+"""Expected resolution time: the priority's duration, in calendar time or working time.
+
+With business hours, a priority in the policy's `around_the_clock` (P0 by default: support works
+it at night and on holidays) still counts calendar time.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +32,15 @@ def due_time(
     *,
     duration: timedelta | None = None,
 ) -> datetime:
-    """When a case received at `received_at` is due (UTC)."""
+    """When a case received at `received_at` is due (UTC).
+
+    `duration` (a rule's `due_in`) replaces the priority's time; either counts working time
+    when the policy has business hours, unless the priority is one worked around the clock.
+    """
     wanted = duration if duration is not None else policy.for_priority(priority)
-    if policy.business_hours is None:
-        return (received_at + wanted).astimezone(UTC)
     hours = policy.business_hours
+    if hours is None or not policy.in_working_time(priority):
+        return (received_at + wanted).astimezone(UTC)
     return _add_working_time(received_at, working_duration(wanted, hours), hours, zone)
 
 

@@ -444,16 +444,38 @@ class BusinessHours(_Strict):
 
 
 class DuePolicy(_Strict):
-    """Expected resolution time by priority; with business hours, a day is a working day."""
+    """Expected resolution time by priority; with business hours, a day is a working day,
+    except for the priorities worked around the clock (`around_the_clock`, P0 by default)."""
 
     P0: Duration = timedelta(hours=4)
     P1: Duration = timedelta(days=1)
     P2: Duration = timedelta(days=3)
     business_hours: BusinessHours | None = None
+    around_the_clock: list[Priority] = Field(
+        default_factory=lambda: [Priority.P0],
+        description="Priorities counted in calendar time even with business hours.",
+    )
+
+    @field_validator("around_the_clock", mode="before")
+    @classmethod
+    def _listify(cls, value: object) -> object:
+        return _as_list(value)
+
+    @field_validator("around_the_clock")
+    @classmethod
+    def _each_once(cls, priorities: list[Priority]) -> list[Priority]:
+        for priority in set(priorities):
+            if priorities.count(priority) > 1:
+                raise ValueError(f"{priority.value} is listed twice; list each priority once")
+        return priorities
 
     def for_priority(self, priority: Priority) -> timedelta:
         duration: timedelta = getattr(self, priority.value)
         return duration
+
+    def in_working_time(self, priority: Priority) -> bool:
+        """Whether a case of this priority is due after working time (else calendar time)."""
+        return self.business_hours is not None and priority not in self.around_the_clock
 
 
 def _members(members: list[str]) -> list[str]:
