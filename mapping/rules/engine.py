@@ -297,12 +297,14 @@ class RuleEngine:
             {},
         )
         due = rules.due
-        working = ", working time" if due.business_hours else ""
-        self._working = working
+        #: How a due time of each priority says it counts working time (P0 is counted around
+        #: the clock by default, even with business hours: `DuePolicy.around_the_clock`).
+        self._working = {p: ", working time" if due.in_working_time(p) else "" for p in Priority}
+        working = self._working
         # Every text below is the same for every report, so it is written once here.
         # How each priority's due time ends in the log: ` (P0: 4h)`.
         self._due_suffix = {
-            p: f" ({p}: {format_duration(due.for_priority(p))}{working})" for p in Priority
+            p: f" ({p}: {format_duration(due.for_priority(p))}{working[p]})" for p in Priority
         }
         # What no rule decided, by whether a person triaged the report (True) or not.
         self._default_type: dict[tuple[ProblemType, bool], str] = {}
@@ -542,8 +544,9 @@ class RuleEngine:
         if due_in is None:
             due_why = self._due_suffix[priority]
         else:
+            working = self._working[priority]
             due_why = (
-                f" ({format_duration(due_in)}{self._working}) by rule {precided.due_rule}: "
+                f" ({format_duration(due_in)}{working}) by rule {precided.due_rule}: "
                 f"{precided.due_reason}"
             )
         local = due_at.astimezone(zone)

@@ -144,3 +144,30 @@ def test_a_bad_around_the_clock_is_refused(text: str, message: str) -> None:
     with pytest.raises(RulesError) as caught:
         parse_rules(text, source="rules.toml")
     assert str(caught.value) == message
+
+
+def test_the_log_says_working_time_only_for_priorities_counted_so() -> None:
+    from datetime import UTC
+
+    from mapping.rules import RuleEngine
+    from mapping.rules.facts import ReportFacts
+
+    rules = parse_rules(
+        '[due.business_hours]\nstart = "09:00"\nend = "18:00"\n\n'
+        '[[rule]]\nid = "outage"\nwhen.keywords = ["宕机"]\nthen.priority = "P0"\n\n'
+        '[[rule]]\nid = "slow"\nwhen.keywords = ["慢"]\nthen.priority = "P1"\n'
+        'then.due_in = "2h"\n',
+        source="rules.toml",
+    )
+    engine = RuleEngine(rules, ZONE)
+    saturday_night = local("2024-05-25 22:30").astimezone(UTC)
+
+    def due_text(text: str) -> str:
+        verdict = engine.decide(ReportFacts(subject=text, received_at=saturday_night))
+        [due] = [d.text for d in verdict.decisions if d.attribute == "due"]
+        return due
+
+    assert due_text("宕机") == "due 2024-05-26 02:30 CST (P0: 4h)"
+    assert due_text("很慢") == (
+        "due 2024-05-27 11:00 CST (2h, working time) by rule slow: matched '慢'"
+    )
