@@ -87,6 +87,18 @@ def route_and_store(store: CaseStore, routing: CaseRouter, text: str, index: int
     return case
 
 
+def route_triaged(
+    store: CaseStore, routing: CaseRouter, *, owner: str, priority: Priority = Priority.P2
+) -> Case:
+    """A case about an error that a person triaged in Jira (owner, priority), routed and stored."""
+    case = new_case("error")
+    case.owner, case.priority = owner, priority
+    with store.transaction() as tx:
+        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
+        tx.add_case(case, month=NOW.date())
+    return case
+
+
 def test_round_robin_over_a_sequence_of_cases(store: CaseStore, tmp_path: Path) -> None:
     routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
     owners = [route_and_store(store, routing, "登录报错", i).owner for i in range(5)]
@@ -206,11 +218,7 @@ def test_with_a_lead_address_there_is_no_warning(
 
 def test_a_case_triaged_by_a_person_keeps_its_owner(store: CaseStore, tmp_path: Path) -> None:
     routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
-    case = new_case("error")
-    case.owner, case.priority = "someone@example.com", Priority.P0
-    with store.transaction() as tx:
-        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
-        tx.add_case(case, month=NOW.date())
+    case = route_triaged(store, routing, owner="someone@example.com", priority=Priority.P0)
     assert (case.owner, case.priority) == ("someone@example.com", Priority.P0)
     assert store.watermark(round_robin_key("l1")) is None
 
@@ -258,12 +266,7 @@ then.owner = {{ group = "l1", strategy = "round_robin" }}
 def test_an_owner_a_rule_puts_over_a_persons_triage_is_told(
     store: CaseStore, tmp_path: Path
 ) -> None:
-    routing = router(tmp_path, OVERRIDING_OWNER)
-    case = new_case("error")
-    case.owner = "someone@example.com"
-    with store.transaction() as tx:
-        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
-        tx.add_case(case, month=NOW.date())
+    case = route_triaged(store, router(tmp_path, OVERRIDING_OWNER), owner="someone@example.com")
     assert case.owner == "a@example.com"
     [notice] = store.outbox_items()
     assert (notice.kind, notice.recipients) == ("assignment", ["a@example.com"])
@@ -271,11 +274,7 @@ def test_an_owner_a_rule_puts_over_a_persons_triage_is_told(
 
 def test_a_persons_own_triage_sends_no_assignment_notice(store: CaseStore, tmp_path: Path) -> None:
     routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
-    case = new_case("error")
-    case.owner = "someone@example.com"
-    with store.transaction() as tx:
-        routing.route(tx, case, facts_from_case(case, triaged_by_person=True))
-        tx.add_case(case, month=NOW.date())
+    case = route_triaged(store, routing, owner="someone@example.com")
     assert case.owner == "someone@example.com"
     assert store.outbox_items() == []
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mapping.case import Priority
-from mapping.errors import RulesError
 from mapping.rules import parse_rules
 from mapping.rules.calendar import due_time
 from mapping.rules.model import BusinessHours, DuePolicy
+from tests.mapping.test_rules_loader import refusal
 
 ZONE = ZoneInfo("Asia/Shanghai")
 #: Business hours with every priority in working time, P0 too (`around_the_clock = []`).
@@ -141,9 +141,7 @@ def test_around_the_clock_in_a_rules_file() -> None:
     ],
 )
 def test_a_bad_around_the_clock_is_refused(text: str, message: str) -> None:
-    with pytest.raises(RulesError) as caught:
-        parse_rules(text, source="rules.toml")
-    assert str(caught.value) == message
+    assert refusal(text) == message
 
 
 def test_the_log_says_working_time_only_for_priorities_counted_so() -> None:

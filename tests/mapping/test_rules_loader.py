@@ -12,6 +12,13 @@ from mapping.rules import DEFAULT_RULES_PATH, load_rules, parse_rules
 from mapping.rules.model import Strategy
 
 
+def refusal(text: str) -> str:
+    """The error a rules file of this text is refused with (as `rules.toml`)."""
+    with pytest.raises(RulesError) as caught:
+        parse_rules(text, source="rules.toml")
+    return str(caught.value)
+
+
 def test_the_shipped_rule_set_loads() -> None:
     rules = load_rules()
     assert len(rules.rules) >= 10
@@ -330,9 +337,7 @@ def test_every_form_of_sender_loads() -> None:
 def test_a_bad_file_is_refused_with_the_exact_reason_and_the_keys_line(
     text: str, message: str
 ) -> None:
-    with pytest.raises(RulesError) as caught:
-        parse_rules(text, source="rules.toml")
-    assert str(caught.value) == message
+    assert refusal(text) == message
 
 
 def test_a_missing_file(tmp_path: Path) -> None:
@@ -518,9 +523,7 @@ ALL_PROBLEMS = [
 
 @pytest.mark.parametrize(("text", "message"), ALL_PROBLEMS)
 def test_every_problem_is_shown_each_with_its_line(text: str, message: str) -> None:
-    with pytest.raises(RulesError) as caught:
-        parse_rules(text, source="rules.toml")
-    assert str(caught.value) == message
+    assert refusal(text) == message
 
 
 def test_an_unknown_group_is_not_reported_when_groups_itself_is_wrong() -> None:
@@ -585,9 +588,7 @@ PEOPLE_WHO_ARE_NOT_ADDRESSES = [
 
 @pytest.mark.parametrize(("text", "message"), PEOPLE_WHO_ARE_NOT_ADDRESSES)
 def test_a_person_who_is_not_an_email_address_is_refused(text: str, message: str) -> None:
-    with pytest.raises(RulesError) as caught:
-        parse_rules(text, source="rules.toml")
-    assert str(caught.value) == message
+    assert refusal(text) == message
 
 
 GOOD_ADDRESSES = [
@@ -693,9 +694,7 @@ UNCLEAR_RULES = [
 
 @pytest.mark.parametrize(("text", "message"), UNCLEAR_RULES)
 def test_a_rule_that_would_not_do_what_it_seems_is_refused(text: str, message: str) -> None:
-    with pytest.raises(RulesError) as caught:
-        parse_rules(text, source="rules.toml")
-    assert str(caught.value) == message
+    assert refusal(text) == message
 
 
 def test_what_stays_allowed() -> None:
