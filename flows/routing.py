@@ -80,10 +80,9 @@ class CaseRouter:
             verdict = self.engine.decide_prematched(prematched, received_at=case.created_at)
         else:
             verdict = self.engine.decide(facts_from_email(case, parsed))
-        # Decided (due time, weekday and hour) from the report's arrival, `created_at`; logged
-        # at the time of its intake, `updated_at` (one time a batch, so the entries repeat and
-        # are validated once, see mapping.rules.apply).
-        self._apply(tx, case, verdict, notify=True, triaged=False, at=case.updated_at)
+        # Decided as part of the case's intake: logged at its time (one time a batch, so the
+        # entries repeat and are validated once, see mapping.rules.apply).
+        self._apply(tx, case, verdict, notify=True, triaged=False, at=case.created_at)
 
     def route(
         self, tx: StoreTransaction, case: Case, facts: ReportFacts, *, notify: bool = True

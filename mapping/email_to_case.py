@@ -49,12 +49,7 @@ def case_texts(subject: str, description: str) -> tuple[str, str]:
 def case_from_email(
     parsed: ParsedEmail, *, mailbox: str, now: datetime, received_at: datetime | None = None
 ) -> Case:
-    """The case a new report opens; MessageParseError when it has no sender or no content.
-
-    The case is created at the report's arrival (`received_at`, the mail server's time; `now`
-    when unknown, never later than `now`), as a Jira case is at the issue's creation: due times
-    and the rules' weekday and hour count from when the user wrote in, not from when intake ran
-    (after a pause, a backlog keeps its times). It is updated, and logged, at `now`."""
+    """The case a new report opens; MessageParseError when it has no sender or no content."""
     if not parsed.from_address:
         raise MessageParseError("the message has no From address, so nobody could be answered")
     description = description_of(parsed)
@@ -73,7 +68,7 @@ def case_from_email(
         language=Language(parsed.language),
         source=CaseSource(kind=SourceKind.EMAIL, mailbox=mailbox, message_id=parsed.message_id),
         attachments=[attachment.info for attachment in parsed.attachments],
-        created_at=now if received_at is None else min(received_at, now),
+        created_at=now,
         updated_at=now,
     )
     case.log(

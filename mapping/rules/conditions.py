@@ -246,7 +246,7 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
 
 
 def _time_checks(rule: Rule) -> tuple[TimeCheck, ...]:
-    """The rule's weekday and hour conditions, checked with the report's time of arrival."""
+    """The rule's weekday and hour conditions, checked when the time of intake is known."""
     when = rule.when
     checks: list[TimeCheck] = []
     if when.weekdays:

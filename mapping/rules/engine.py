@@ -291,7 +291,7 @@ class RuleEngine:
         #: (rule position, evidence) -> what the rule contributes when it matches so: a rule's
         #: reason, its log entries and plain tuples, made once instead of for every report.
         self._hits: dict[tuple[int, tuple[str, ...]], _Hit] = {}
-        #: Due times and their log entries for one time of arrival (see `_finish`).
+        #: Due times and their log entries for one time of intake (see `_finish`).
         self._dues: tuple[datetime | None, dict[tuple[object, ...], tuple[datetime, Decided]]] = (
             None,
             {},
@@ -507,12 +507,11 @@ class RuleEngine:
         return hit.matched._replace(applied=False, note=_NOT_APPLIED)
 
     def _finish(self, precided: Precided, received_at: datetime) -> Verdict:
-        """The due time, from the report's arrival, and the whole verdict."""
+        """The due time, from the time of intake, and the whole verdict."""
         key = (precided.priority, precided.due_in, precided.due_rule, precided.due_reason)
-        # Kept for one time of arrival: mail delivered in the same second (IMAP's INTERNALDATE
-        # has whole seconds), or given intake's one time a batch when the server gives none,
-        # has the same due times and texts by priority. The time and its dues are replaced
-        # together, never cleared in place (safe beside another thread).
+        # Kept for one time of intake: intake gives a batch's cases one time (its
+        # transaction's), so their due times and texts repeat by priority. The time and its
+        # dues are replaced together, never cleared in place (safe beside another thread).
         kept_at, dues = self._dues
         if kept_at is None or received_at != kept_at or received_at.tzinfo is not kept_at.tzinfo:
             dues = {}

@@ -99,7 +99,7 @@ class ReportContent:
 
     Content conditions (keywords, regular expressions, sender, mailbox, Jira fields,
     attachments) can be checked as soon as a mail is parsed, in the parse worker
-    (`Conditions.prematch`); only the weekday and hour conditions wait for the case (its arrival).
+    (`Conditions.prematch`); only the weekday and hour conditions wait for the time of intake.
     A plain record, not a model: it is made for every mail, from values already validated.
     """
 
