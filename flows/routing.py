@@ -105,15 +105,20 @@ class CaseRouter:
         triaged: bool,
         at: datetime,
     ) -> Routing:
+        earlier = (case.owner, *case.collaborators)  # a person's triage, in Jira
         routing = apply_outcome(case, verdict, groups=self.rules.groups, state=tx, at=at)
         if not notify:
             return routing
         if routing.needs_triage:
             self._notify(tx, case, TRIAGE_NOTICE, [self.lead_address] if self.lead_address else [])
-        elif routing.owner is not None and (not triaged or verdict.owner or verdict.collaborators):
-            # A person's own triage is not news to them; whoever a rule picks is told (also a
-            # rule that overrides the person's triage, `override_manual`).
+        elif routing.owner is not None:
             people = [routing.owner, *routing.collaborators]
+            if triaged:
+                # A person's own triage is not news to them: only whoever a rule put on the
+                # case (`override_manual`) is told.
+                people = [person for person in people if person not in earlier]
+                if not people:
+                    return routing
             self._notify(tx, case, ASSIGNMENT_NOTICE, [p for p in people if "@" in p])
         return routing
 

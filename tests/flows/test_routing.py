@@ -272,6 +272,19 @@ def test_an_owner_a_rule_puts_over_a_persons_triage_is_told(
     assert (notice.kind, notice.recipients) == ("assignment", ["a@example.com"])
 
 
+def test_only_the_collaborator_a_rule_adds_to_a_persons_triage_is_told(
+    store: CaseStore, tmp_path: Path
+) -> None:
+    rules = OVERRIDING_OWNER.replace(
+        'then.owner = { group = "l1", strategy = "round_robin" }',
+        'then.collaborators = ["ops@example.com"]',
+    )
+    case = route_triaged(store, router(tmp_path, rules), owner="someone@example.com")
+    assert (case.owner, case.collaborators) == ("someone@example.com", ["ops@example.com"])
+    [notice] = store.outbox_items()
+    assert (notice.kind, notice.recipients) == ("assignment", ["ops@example.com"])
+
+
 def test_a_persons_own_triage_sends_no_assignment_notice(store: CaseStore, tmp_path: Path) -> None:
     routing = router(tmp_path, ASSIGNING_RULES.replace("STRATEGY", "round_robin"))
     case = route_triaged(store, routing, owner="someone@example.com")
