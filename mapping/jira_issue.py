@@ -243,10 +243,14 @@ class JiraMapping(BaseModel):
         return _folded(self.status_map).get(name.strip().casefold())
 
     def priority_for(self, name: str | None) -> Priority:
+        return self.mapped_priority(name) or self.default_priority
+
+    def mapped_priority(self, name: str | None) -> Priority | None:
+        """The priority `priority_map` gives a Jira priority; None when it names none."""
         if name is None:
-            return self.default_priority
+            return None
         found: Priority | None = _folded(self.priority_map).get(name.strip().casefold())
-        return found or self.default_priority
+        return found
 
     def problem_type_for(
         self, labels: Sequence[str], components: Sequence[str], issuetype: str | None
@@ -442,6 +446,9 @@ class MappedIssue(BaseModel):
     labels: list[str]
     components: list[str]
     priority_name: str | None
+    #: What `priority_map` makes of `priority_name`; None when the map names it not (then the
+    #: snapshot's priority is `default_priority`, and the rules' defaults stand for a new case).
+    mapped_priority: Priority | None = None
     triaged_by_person: bool
     comments: list[MappedComment]
     own_comments_skipped: int = 0
@@ -605,6 +612,7 @@ def map_issue(
         labels=list(issue.labels),
         components=list(issue.components),
         priority_name=issue.priority,
+        mapped_priority=mapping.mapped_priority(issue.priority),
         triaged_by_person=issue.assignee is not None
         or any(label.casefold() in triage_labels for label in issue.labels),
         comments=mapped_comments,

@@ -430,7 +430,7 @@ class RuleEngine:
         if by is not None:
             priority = by[0]
             assert isinstance(priority, Priority)
-        elif source is not None:
+        elif source is not None and source.priority is not None:
             priority = source.priority
             named = f" '{source.priority_name}'" if source.priority_name else ""
             text = f"{priority} (the Jira issue's priority{named}; {_NO_RULE})"

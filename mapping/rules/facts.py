@@ -54,7 +54,8 @@ class SourceTriage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    priority: Priority
+    #: None when `priority_map` names not the issue's priority: the rules' defaults stand.
+    priority: Priority | None
     #: `untriaged` when the mapping knows none of the issue's labels, components or type.
     problem_type: ProblemType
     #: The source's own name for the priority ("High"), for the log.
@@ -177,12 +178,10 @@ def facts_from_case(
     jira_labels: Sequence[str] = (),
     jira_priority: str | None = None,
     triaged_by_person: bool = False,
-    source_says: bool = False,
 ) -> ReportFacts:
     """Facts of a case from any source; the Jira mapping passes the issue's fields it knows.
 
-    `triaged_by_person`: the case's priority, type and owner are a person's (`manual`);
-    `source_says`: its priority and type are what the source's fields map to (`from_source`)."""
+    `triaged_by_person`: the case's priority, type and owner are a person's (`manual`)."""
     jira_key = case.source.jira_key
     return ReportFacts(
         subject=case.subject,
@@ -201,11 +200,6 @@ def facts_from_case(
         )
         if triaged_by_person
         else None,
-        from_source=SourceTriage(
-            priority=case.priority, problem_type=case.problem_type, priority_name=jira_priority
-        )
-        if source_says and not triaged_by_person
-        else None,
     )
 
 
@@ -213,11 +207,18 @@ def facts_from_issue(case: Case, issue: MappedIssue) -> ReportFacts:
     """Facts of a case new from a Jira issue (`new_case_from_issue`): the case's, with the
     issue's components, labels, priority and whether a person triaged it already. The priority
     and type the issue's fields map to stand where no rule decides (not the rules' defaults)."""
-    return facts_from_case(
+    facts = facts_from_case(
         case,
         jira_components=issue.components,
         jira_labels=issue.labels,
         jira_priority=issue.priority_name,
         triaged_by_person=issue.triaged_by_person,
-        source_says=True,
     )
+    if issue.triaged_by_person:
+        return facts
+    given = SourceTriage(
+        priority=issue.mapped_priority,
+        problem_type=case.problem_type,
+        priority_name=issue.priority_name,
+    )
+    return facts.model_copy(update={"from_source": given})

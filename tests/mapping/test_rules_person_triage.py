@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mapping.case import Priority, ProblemType
-from mapping.rules import ManualTriage, ReportFacts, RuleEngine, parse_rules
+from mapping.rules import ManualTriage, ReportFacts, RuleEngine, SourceTriage, parse_rules
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MONDAY_2PM = datetime(2024, 5, 20, 6, 0, tzinfo=UTC)
@@ -90,3 +90,62 @@ def test_without_a_person_nothing_changes() -> None:
         ["fault"],
     )
     assert decide("nothing to go by", None).needs_triage
+
+
+# A new Jira issue nobody triaged: what its fields map to stands where no rule decides -------
+@pytest.mark.parametrize(
+    ("given", "body", "expected", "texts"),
+    [
+        (  # the map knows Highest and the Bug type: both stand, no triage
+            SourceTriage(
+                priority=Priority.P0, problem_type=ProblemType.SYSTEM_FAULT, priority_name="Highest"
+            ),
+            "nothing to go by",
+            (Priority.P0, ProblemType.SYSTEM_FAULT, False),
+            [
+                "type 系统故障 (system_fault) (from the Jira issue's labels, components or type; "
+                "no rule decided it)",
+                "P0 (the Jira issue's priority 'Highest'; no rule decided it)",
+            ],
+        ),
+        (  # Medium is not in priority_map: the rules' [defaults] (P1 here), not Jira's default
+            SourceTriage(priority=None, problem_type=ProblemType.UNTRIAGED, priority_name="Medium"),
+            "nothing to go by",
+            (Priority.P1, ProblemType.UNTRIAGED, True),
+            [
+                "type 待分类 (untriaged) (no rule decided it); "
+                "sent to triage for the lead to judge",
+                "P1 (no rule decided it)",
+            ],
+        ),
+        (  # a rule that decides wins over the issue's fields
+            SourceTriage(priority=Priority.P0, problem_type=ProblemType.HOW_TO),
+            "an error",
+            (Priority.P1, ProblemType.SYSTEM_FAULT, False),
+            [
+                "type 系统故障 (system_fault) by rule fault: matched 'error'",
+                "P1 by rule fault: matched 'error'",
+            ],
+        ),
+    ],
+)
+def test_a_new_jira_issues_own_fields_stand_where_no_rule_decides(
+    given: SourceTriage,
+    body: str,
+    expected: tuple[Priority, ProblemType, bool],
+    texts: list[str],
+) -> None:
+    rules = parse_rules('[defaults]\npriority = "P1"\n' + RULES, source="test.toml")
+    facts = ReportFacts(subject="", body=body, received_at=MONDAY_2PM, from_source=given)
+    outcome = RuleEngine(rules, ZONE).evaluate(facts)
+    assert (outcome.priority, outcome.problem_type, outcome.needs_triage) == expected
+    assert [d.text for d in outcome.decisions[:2]] == texts
+
+
+def test_the_jira_mapping_tells_a_mapped_priority_from_its_default() -> None:
+    from mapping.jira_issue import JiraMapping
+
+    mapping = JiraMapping()
+    assert mapping.mapped_priority(" highest ") is Priority.P0
+    assert mapping.mapped_priority("Medium") is None and mapping.mapped_priority(None) is None
+    assert mapping.priority_for("Medium") is mapping.default_priority
