@@ -11,12 +11,15 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.cli_support import ConfigOption, load
 from mapping.errors import CasedeskError, ConfigError
+
+if TYPE_CHECKING:  # the CLI imports the rules when a command runs, not when it starts
+    from mapping.rules import Rule, RuleOutcome
 
 __all__ = ["TARGET_SOURCES", "explain_text", "rules_app"]
 
@@ -61,7 +64,7 @@ _SINGLE = (
 )
 
 
-def _actions(rule: Any) -> str:
+def _actions(rule: Rule) -> str:
     """What a rule decides, as people read it: `type=permission, owner=round robin in group l1`."""
     then = rule.then
     parts = []
@@ -88,7 +91,7 @@ def _actions(rule: Any) -> str:
     return ", ".join([*parts, *flags]) or "(decides nothing)"
 
 
-def _effect(rule: Any, outcome: Any) -> str:
+def _effect(rule: Rule, outcome: RuleOutcome) -> str:
     """What a matching rule did to the outcome, and what it wanted that another decided (an
     earlier rule, or one that overrides): ` -> type` or ` -> nothing (owner from rule rr)`."""
     from mapping.rules.engine import and_list
@@ -111,9 +114,15 @@ def _effect(rule: Any, outcome: Any) -> str:
         raised = [d for d in decisions if d.attribute == "priority" and d.rule_id == rule.id]
         if raised and "raised from" in raised[0].text:
             done.append("priority raised")
-    done += [
-        f"tag '{d.value}'" for d in decisions if d.attribute == "tags" and d.rule_id == rule.id
-    ]
+    for tag in rule.then.tags:
+        # A tag a rule before it added already counts as that rule's.
+        tagged_by = next(
+            (d.rule_id for d in decisions if d.attribute == "tags" and d.value == tag), None
+        )
+        if tagged_by == rule.id:
+            done.append(f"tag '{tag}'")
+        else:
+            lost.setdefault(f"rule {tagged_by}", []).append(f"tag '{tag}'")
     done += [
         f"collaborator ({pick.spec.describe()})"
         for pick in outcome.collaborators

@@ -138,6 +138,7 @@ id = "third-floor"
 override = true
 when.keywords = ["三楼"]
 then.problem_type = "permission"
+then.tags = ["printer"]
 """
 
 
@@ -153,7 +154,7 @@ def test_each_matching_rule_says_what_it_decided_and_what_came_from_another(
         "  fewest: matched '打印机' -> nothing (type from rule third-floor; owner from rule rr)",
         "  printer: matched '打印机' -> due time, tag 'printer', collaborator "
         "(facilities@example.com) (owner from rule rr)",
-        "  third-floor: matched '三楼' -> type",
+        "  third-floor: matched '三楼' -> type (tag 'printer' from rule printer)",
     ]
 
 
@@ -169,7 +170,7 @@ def test_rules_check_lists_what_each_rule_decides_as_people_read_it(
         "    2. fewest: type=how_to, owner=fewest open cases in group l1",
         "    3. printer: due time=2h, owner=printer-team@example.com, tags=printer, "
         "collaborators=facilities@example.com",
-        "    4. third-floor: type=permission, override",
+        "    4. third-floor: type=permission, tags=printer, override",
         "    5. weekend: tags=weekend",
         "    6. night: raise priority by one level",
         "    7. vip-box: priority=P1",
