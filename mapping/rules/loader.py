@@ -4,7 +4,8 @@ anything uses it.
 Every problem is a `RulesError` naming the file, the line of the key that is wrong (when it can
 be told for sure, else the line of the `[[rule]]` or `[table]` it is in), the rule id and the
 reason. A file with several problems gets one error listing them, one a line, in the file's
-order (a rule's groups are looked up only once the rule and `[groups]` load). A run never starts with a rules file that does not load completely.
+order (a rule's groups are looked up only once the rule and `[groups]` load). A run never
+starts with a rules file that does not load completely.
 """
 
 from __future__ import annotations
