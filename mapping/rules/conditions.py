@@ -89,12 +89,28 @@ def _any_keyword(keywords: list[str], *, subject_only: bool) -> Check:
     return check
 
 
-def _all_keywords(keywords: list[str]) -> Check:
-    quoted = _quote(keywords)
-    wanted = frozenset(keywords)
+def _all_keywords(groups: list[list[str]]) -> Check:
+    """Each group (alternatives; most are one keyword) must have a keyword in the report; the
+    evidence is each group's first, in the order written."""
+    quoted = [tuple(zip(group, _quote(group), strict=True)) for group in groups]
+    if all(len(group) == 1 for group in groups):  # plain keywords: one set test
+        wanted = frozenset(keyword for group in groups for keyword in group)
+        evidence = tuple(quote for group in quoted for _, quote in group)
+
+        def check_all(report: _Report) -> Evidence | None:
+            return evidence if wanted <= report.hits else None
+
+        return check_all
 
     def check(report: _Report) -> Evidence | None:
-        return quoted if wanted <= report.hits else None
+        hits = report.hits
+        found = []
+        for group in quoted:
+            first = next((quote for keyword, quote in group if keyword in hits), None)
+            if first is None:
+                return None
+            found.append(first)
+        return tuple(found)
 
     return check
 
@@ -230,7 +246,7 @@ def _checks(rule: Rule) -> tuple[Check, ...]:
         (bool(when.not_keywords), lambda: _no_keyword([keyword_key(k) for k in when.not_keywords])),
         (
             bool(when.all_keywords),
-            lambda: _all_keywords([keyword_key(k) for k in when.all_keywords]),
+            lambda: _all_keywords([[keyword_key(k) for k in g] for g in when.keyword_groups]),
         ),
         (bool(norm), lambda: _any_keyword(norm, subject_only=False)),
         (
@@ -267,7 +283,7 @@ def _keyword_trigger(rule: Rule) -> list[str]:
     when = rule.when
     if when.keywords or when.subject_keywords:
         return [keyword_key(k) for k in [*when.keywords, *when.subject_keywords]]
-    return [keyword_key(when.all_keywords[0])] if when.all_keywords else []
+    return [keyword_key(k) for k in when.keyword_groups[0]] if when.all_keywords else []
 
 
 def _sender_trigger(rule: Rule) -> list[str]:
@@ -337,7 +353,8 @@ class Conditions:
         keywords: list[str] = []
         for position, rule in enumerate(rules):
             when = rule.when
-            keywords += [*when.keywords, *when.all_keywords, *when.subject_keywords]
+            keywords += [*when.keywords, *when.subject_keywords]
+            keywords += [keyword for group in when.keyword_groups for keyword in group]
             keywords += when.not_keywords
             if trigger := _keyword_trigger(rule):
                 table = self._by_keyword

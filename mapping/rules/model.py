@@ -207,7 +207,11 @@ class When(_Strict):
     """
 
     keywords: StrList = Field(default_factory=list, description="Any of these, subject or body.")
-    all_keywords: StrList = Field(default_factory=list, description="All of these.")
+    all_keywords: list[str | list[str]] = Field(
+        default_factory=list,
+        description="All of these; an entry that is a list holds alternatives, any one of "
+        'which will do: `[["所有用户", "全公司"], ["宕机", "无法访问"]]`.',
+    )
     subject_keywords: StrList = Field(default_factory=list, description="Any, subject only.")
     not_keywords: StrList = Field(default_factory=list, description="None of these.")
     regex: StrList = Field(default_factory=list, description="Any matches subject or body.")
@@ -231,6 +235,30 @@ class When(_Strict):
     @classmethod
     def _listify(cls, value: object) -> object:
         return _as_list(value)
+
+    @field_validator("all_keywords", mode="before")
+    @classmethod
+    def _keyword_groups(cls, value: object) -> object:
+        # Checked here, before the union type would report each of its branches.
+        values = _as_list(value)
+        if not isinstance(values, list):
+            return values  # pydantic says it is not a list
+        for item in values:
+            group = [item] if isinstance(item, str) else item
+            if not isinstance(group, list) or not all(isinstance(k, str) for k in group):
+                raise ValueError(
+                    f"{item!r} is neither a keyword nor a list of keywords (alternatives)"
+                )
+            if not group:
+                raise ValueError("an empty list of alternatives can never match; remove it")
+            if any(not keyword.strip() for keyword in group):
+                raise ValueError(f"{_WHY_NOT_EMPTY['all_keywords']}; remove it")
+        return values
+
+    @property
+    def keyword_groups(self) -> list[list[str]]:
+        """`all_keywords` as groups of alternatives: a plain keyword is a group of one."""
+        return [[value] if isinstance(value, str) else list(value) for value in self.all_keywords]
 
     @property
     def is_empty(self) -> bool:

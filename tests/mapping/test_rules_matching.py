@@ -314,3 +314,66 @@ def test_default_rules_read_full_width_and_curly_apostrophes() -> None:
     assert (typed.problem_type, typed.priority) == (plain.problem_type, plain.priority)
     wide = shipped.evaluate(facts("ＬＯＧＩＮ ＥＲＲＯＲ", "ＳＳＯ"))
     assert wide.matched_rules == shipped.evaluate(facts("login error", "sso")).matched_rules != []
+
+
+# all_keywords with groups of alternatives ---------------------------------------------------
+SCOPE_AND_FAULT = """
+[[rule]]
+id = "outage"
+when.all_keywords = [["所有用户", "全公司", "all users"], ["宕机", "无法访问", "down"], "系统"]
+then.priority = "P0"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        ("全公司的系统都无法访问", ["'全公司'", "'无法访问'", "'系统'"]),
+        # each group's first alternative in the order written, not in the text's order
+        ("系统宕机，无法访问，所有用户和全公司", ["'所有用户'", "'宕机'", "'系统'"]),
+        ("all users: the 系统 is down", ["'all users'", "'down'", "'系统'"]),
+        ("全公司都在问系统怎么用", None),  # no fault word: a scope word alone
+        ("系统宕机了", None),  # no scope word
+        ("全公司宕机", None),  # the plain keyword 系统 is missing
+    ],
+)
+def test_all_keywords_takes_groups_of_alternatives(text: str, evidence: list[str] | None) -> None:
+    engine = RuleEngine(parse_rules(SCOPE_AND_FAULT, source="test.toml"), ZONE)
+    outcome = engine.evaluate(ReportFacts(subject=text, received_at=MONDAY_2PM))
+    if evidence is None:
+        assert outcome.matches == []
+    else:
+        [match] = outcome.matches
+        assert match.evidence == evidence
+        [decided] = [d.text for d in outcome.decisions if d.rule_id == "outage"]
+        assert decided == f"P0 by rule outage: matched {', '.join(evidence[:2])} and {evidence[2]}"
+
+
+def test_any_alternative_of_the_first_group_triggers_the_rule() -> None:
+    # The rule is looked at only when one of its trigger keys occurs: every alternative of its
+    # first group is one (a report without the first alternative still matches).
+    engine = RuleEngine(parse_rules(SCOPE_AND_FAULT, source="test.toml"), ZONE)
+    facts = ReportFacts(subject="All users say the 系统 is down", received_at=MONDAY_2PM)
+    assert [m.rule_id for m in engine.evaluate(facts).matches] == ["outage"]
+
+
+@pytest.mark.parametrize(
+    ("all_keywords", "message"),
+    [
+        ("[[]]", "an empty list of alternatives can never match; remove it"),
+        ('[["宕机", " "]]', "an empty keyword would match everything; remove it"),
+        ('["宕机", ""]', "an empty keyword would match everything; remove it"),
+        ('["宕机", 3]', "3 is neither a keyword nor a list of keywords (alternatives)"),
+        (
+            '[["宕机", ["a"]]]',
+            "['宕机', ['a']] is neither a keyword nor a list of keywords (alternatives)",
+        ),
+    ],
+)
+def test_an_empty_group_or_keyword_in_all_keywords_is_refused(
+    all_keywords: str, message: str
+) -> None:
+    from tests.mapping.test_rules_loader import refusal
+
+    text = f'[[rule]]\nid = "a"\nwhen.all_keywords = {all_keywords}\nthen.priority = "P0"\n'
+    assert refusal(text) == f"rules.toml:3 rule 'a': when.all_keywords: {message}"
