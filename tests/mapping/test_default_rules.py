@@ -402,7 +402,7 @@ TRADITIONAL_KEYWORDS = {
     "資料錯誤 數據異常 資料異常 對不上 數據缺失 資料缺失 重複數據 重複資料 數據不全 資料不全 "
     "數據有誤 資料有誤 數據不對 資料不對 數據有問題 資料有問題 數據重複 資料重複 數據丟了 "
     "資料丟了 數據沒了 資料沒了 數據不見了 資料不見了 金額不對 金額錯誤 重複訂單 訂單重複 "
-    "沒有同步 沒同步 未同步 不同步 同步失敗 同步不了",
+    "沒有同步 沒同步 未同步 不同步",
     "improvement-keywords": "建議增加 建議新增 建議優化 優化建議 功能建議 新需求 希望支援 "
     "希望能支援 希望能夠支援 希望可以支援 希望能夠增加 能否支援 能否加個 能否加一個 能不能支援 "
     "能不能加個 能不能加一個 是否可以支援 是否可以加個 是否可以加一個 可不可以支援 可不可以加個 "
@@ -412,7 +412,9 @@ TRADITIONAL_KEYWORDS = {
     "連不上 連接不上 收不到 發不出去 用不了 刷不出來 加載不出來 載入不出來 一直轉圈 一直在轉圈 "
     "白屏 沒反應 沒有反應 無反應 卡住 卡死 死機 崩潰 閃退 崩了 當掉 出現錯誤 發生錯誤 提示錯誤 "
     "顯示錯誤 系統錯誤 報500 500錯誤 都不能 不能用了 不能正常 不能登錄 不能登入 不能登陸 "
-    "不能訪問 不能存取 不能打開 還是不能 一直不能 怎麼一直 怎麼總是 怎麼老是 怎麼又 怎麼突然",
+    "不能訪問 不能存取 不能打開 還是不能 一直不能 怎麼一直 怎麼總是 怎麼老是 怎麼又 怎麼突然 "
+    "同步不了 一片空白 沒有任何反應 一直沒收到 一直沒有收到 都沒收到 都沒有收到 "
+    "還是沒收到 還是沒有收到",
     "fault-keywords": "宕機 當機 癱瘓 服務不可用 系統崩了 系統掛了 伺服器崩了 "
     "伺服器掛了 服務器崩了 服務器掛了 網站崩了 網站掛了 服務掛了 故障 很慢 太慢 好慢 特別慢 "
     "非常慢 超級慢 變慢 越來越慢 慢得 卡頓 很卡 好卡 太卡 載入慢 加載慢 響應慢 速度慢",
@@ -833,6 +835,25 @@ REPORTS = [
     ("你好，麻烦看一下附件", UNTR, P2),
     ("Hello, see attached.", UNTR, P2),
     ("Thanks for the quick fix!", UNTR, P2),
+    # The second review (70 reports). English inflections and more symptoms: a fault, P1.
+    ("Reports are timing out", FAULT, P1),
+    ("Upload keeps failing", FAULT, P1),
+    ("The dashboard shows a blank page", FAULT, P1),
+    ("The export button does nothing", FAULT, P1),
+    ("Nothing happens when I click Save", FAULT, P1),
+    ("点导出之后页面一片空白", FAULT, P1),
+    ("點匯出之後頁面一片空白", FAULT, P1),
+    ("点提交没有任何反应", FAULT, P1),
+    ("邮件通知一直没收到", FAULT, P1),
+    ("郵件通知一直沒收到", FAULT, P1),
+    ("Password reset email never arrives", FAULT, P1),
+    ("Invoice emails are not arriving", FAULT, P1),
+    # A sync that failed is a fault (a job broke), like "Upload failed"; data that is not
+    # synced, or late, stays a data anomaly (above).
+    ("Sync failed again last night", FAULT, P1),
+    ("订单同步失败了", FAULT, P1),
+    ("訂單同步失敗了", FAULT, P1),
+    ("库存同步不了", FAULT, P1),
 ]
 
 
@@ -965,6 +986,15 @@ BOTH_FORMS = {
         "怎么老是 怎麼老是",
         "怎么又 怎麼又",
         "怎么突然 怎麼突然",
+        "同步不了",
+        "一片空白",
+        "没有任何反应 沒有任何反應",
+        "一直没收到 一直沒收到",
+        "一直没有收到 一直沒有收到",
+        "都没收到 都沒收到",
+        "都没有收到 都沒有收到",
+        "还是没收到 還是沒收到",
+        "还是没有收到 還是沒有收到",
     ],
     "fault-keywords": [
         "很慢",
@@ -1020,8 +1050,6 @@ BOTH_FORMS = {
         "没同步 沒同步",
         "未同步",
         "不同步",
-        "同步失败 同步失敗",
-        "同步不了",
     ],
     "improvement-keywords": [
         "希望支持 希望支援",
