@@ -388,10 +388,12 @@ TRADITIONAL_AND_BARE = [
 # Every Traditional (and Taiwan) keyword of the default set, written out again by hand: each
 # one alone (with 生產環境 for the production rule) must trigger its rule.
 TRADITIONAL_KEYWORDS = {
-    "scope-words-alone": "全部用戶 全部使用者 所有用戶 所有使用者 整個系統 核心業務 大面積",
+    "scope-words-alone": "全部用戶 全部使用者 所有用戶 所有使用者 整個系統 核心業務 大面積 "
+    "所有客戶 全部客戶 所有門店 全部門店 所有分店 所有員工 全部員工 全體員工",
     "outage-keywords": "宕機 當機 癱瘓 服務不可用 系統崩了 系統掛了 伺服器崩了 "
     "伺服器掛了 服務器崩了 服務器掛了 網站崩了 網站掛了 服務掛了 全部用戶 全部使用者 所有用戶 "
-    "所有使用者 整個系統 核心業務 大面積",
+    "所有使用者 整個系統 核心業務 大面積 所有客戶 全部客戶 所有門店 全部門店 所有分店 所有員工 "
+    "全部員工 全體員工",
     "production-fault-traditional": "故障 無法訪問 無法存取 打不開 報錯 中斷",
     "urgent-in-subject": "緊急",
     "permission-keywords": "權限 沒有入口 無權 沒有訪問 沒有存取 拒絕訪問 拒絕存取 開通賬號 "
@@ -658,6 +660,29 @@ REPORTS = [
     ("核心业务故障，订单提交不了", FAULT, P0),
     ("Checkout fails for all users since 9:00", FAULT, P0),
     ("所有用户都没有权限，无法打开报表", PERM, P0),
+    # ... the customers, stores or staff too (所有客户, 全部门店, all customers…).
+    ("Payments failing for all customers", FAULT, P0),
+    ("Checkout is failing for all of our customers", FAULT, P0),
+    ("Orders can't be placed in all stores", FAULT, P0),
+    ("全部门店都无法下单", FAULT, P0),
+    ("全部門店都無法下單", FAULT, P0),
+    ("所有门店都打不开收银系统", FAULT, P0),
+    ("所有門店都打不開收銀系統", FAULT, P0),
+    ("网站打不开，所有客户都访问不了", FAULT, P0),
+    ("網站打不開，所有客戶都訪問不了", FAULT, P0),
+    ("所有员工都收不到邮件", FAULT, P0),
+    ("所有人都登录不了", FAULT, P0),
+    ("如何给所有客户群发通知", HOW, P2),
+    ("如何給所有客戶群發通知", HOW, P2),
+    ("How do I email all customers at once?", HOW, P2),
+    ("所有门店下周一起启用新价格", UNTR, P2),
+    # Nobody / no one and what they cannot do: P0, a fault (nobody-can).
+    ("Nobody can log in since this morning", FAULT, P0),
+    ("Nobody in the office can access email", FAULT, P0),
+    ("No one can sign in to the portal", FAULT, P0),
+    ("Nobody in the whole company can log in", FAULT, P0),
+    ("Nobody replied to my ticket yet", UNTR, P2),
+    ("No one can tell me how to export the report", HOW, P2),
     # The whole system down: P0.
     ("The system is down for everyone", FAULT, P0),
     ("Production is down", FAULT, P0),
@@ -912,19 +937,27 @@ def test_every_keyword_alone_triggers_its_rule(
     default_rules: RuleSet, default_engine: RuleEngine
 ) -> None:
     """No keyword is written so that it cannot match (a Latin one against a word boundary, a
-    typo'd form): each, alone, makes its rule match."""
+    typo'd form): each, alone, makes its rule match; each alternative of an all_keywords group
+    too, with the first of each other group."""
     missed = []
     for each in default_rules.rules:
         when = each.when
+        firsts = [group[0] for group in when.keyword_groups]
         for keyword in [*when.keywords, *when.subject_keywords]:
             if when.all_keywords:
-                report = facts("", f"{' '.join(when.all_keywords)} {keyword}")
+                report = facts("", f"{' '.join(firsts)} {keyword}")
             elif when.subject_keywords:
                 report = facts(keyword, "")
             else:
                 report = facts("", keyword)
             if each.id not in default_engine.evaluate(report).matched_rules:
                 missed.append((each.id, keyword))
+        for index, group in enumerate(when.keyword_groups):
+            for keyword in group:
+                words = [*firsts[:index], keyword, *firsts[index + 1 :], *when.keywords[:1]]
+                report = facts("", " ".join(words))
+                if each.id not in default_engine.evaluate(report).matched_rules:
+                    missed.append((each.id, keyword))
     assert missed == []
 
 
@@ -944,6 +977,14 @@ BOTH_FORMS = {
         "所有人",
         "全公司",
         "整个系统 整個系統",
+        "所有客户 所有客戶",
+        "全部客户 全部客戶",
+        "所有门店 所有門店",
+        "全部门店 全部門店",
+        "所有分店",
+        "所有员工 所有員工",
+        "全部员工 全部員工",
+        "全体员工 全體員工",
     ],
     "partial-fault": [
         "出错 出錯",
