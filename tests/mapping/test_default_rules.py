@@ -399,7 +399,7 @@ TRADITIONAL_KEYWORDS = {
     "permission-keywords": "權限 沒有入口 無權 沒有訪問 沒有存取 拒絕訪問 拒絕存取 開通賬號 "
     "開通帳號 開通帳戶 開通賬戶 開通系統帳號 開通系統賬號 開個帳號 申請帳號 申請賬號 帳號申請 "
     "賬號申請 沒有開通 沒開通 未開通 授權 帳號被鎖 賬號被鎖 帳戶被鎖 帳號鎖定 賬號鎖定 把我加到 "
-    "把我加入 把我拉進",
+    "把我加入 把我拉進 幫忙開通 幫我開通 請開通 申請開通 需要開通",
     "data-anomaly-keywords": "數據不一致 資料不一致 同步延遲 數據丟失 資料丟失 資料遺失 數據錯誤 "
     "資料錯誤 數據異常 資料異常 對不上 數據缺失 資料缺失 重複數據 重複資料 數據不全 資料不全 "
     "數據有誤 資料有誤 數據不對 資料不對 數據有問題 資料有問題 數據重複 資料重複 數據丟了 "
@@ -815,6 +815,26 @@ REPORTS = [
     ("請把我加到財務組", PERM, P2),
     ("报表模块还没开通", PERM, P2),
     ("没有审批权限", PERM, P2),
+    # An account frozen or disabled: permission, P2 like 账号被锁定了 above (the reviewer
+    # expected P1 for 冻结 and 停用; a locked account is P2 in this table: one priority for all
+    # of them). All users locked out is core business down: P0.
+    ("密码输错次数太多账号被冻结了", PERM, P2),
+    ("密碼輸錯次數太多帳號被凍結了", PERM, P2),
+    ("我的帳號被停用了", PERM, P2),
+    ("我的账号被停用了", PERM, P2),
+    ("账号已被锁定", PERM, P2),
+    ("My account has been disabled", PERM, P2),
+    ("All of our users are locked out", PERM, P0),
+    ("所有用户的账号都被锁了", PERM, P0),
+    ("所有使用者的帳號都被鎖了", PERM, P0),
+    ("全公司通知：旧系统下周起停用", UNTR, P2),
+    # Access asked for, or taken away.
+    ("請幫忙開通新進員工的帳號", PERM, P2),
+    ("请帮忙开通新员工的账号", PERM, P2),
+    ("I need admin rights for the finance module", PERM, P2),
+    ("Please remove John's access", PERM, P2),
+    ("Please revoke Mary\u2019s access to the CRM", PERM, P2),
+    ("The report is attached. All rights reserved.", UNTR, P2),
     # Data anomaly.
     ("Numbers in the report don't match", DATA, P2),
     ("Report totals are wrong", DATA, P2),
@@ -904,10 +924,23 @@ def rule(rules: RuleSet, rule_id: str) -> Rule:
     return found
 
 
+# Locked out: permission, and P0 for all users (scope-words-alone's not_keywords).
+LOCKED_OUT = {"locked out", "被锁", "被冻结", "被鎖", "被凍結"}
+
+
+@pytest.mark.parametrize("word", sorted(LOCKED_OUT))
+def test_locked_out_is_a_permission_word(default_engine: RuleEngine, word: str) -> None:
+    outcome = default_engine.evaluate(
+        facts("", f"My account: {word}" if word.isascii() else f"账号{word}")
+    )
+    assert outcome.problem_type is ProblemType.PERMISSION
+
+
 def test_scope_words_alone_steps_aside_for_every_fault_word(default_rules: RuleSet) -> None:
     """A scope word with any fault word is P0 (outage-keywords): scope-words-alone, which
     decides P2 first, must not match then. Its not_keywords are the fault words: the outage
-    words, partial-fault's and cannot-words' (but the bare 不能, in 能不能) and 故障."""
+    words, partial-fault's and cannot-words' (but the bare 不能, in 能不能) and 故障; and the
+    words for locked out, permission words that for all users are P0."""
     scope = rule(default_rules, "scope-words-alone")
     outage = rule(default_rules, "outage-keywords").when.keywords
     assert set(scope.when.keywords) <= set(outage)
@@ -916,6 +949,7 @@ def test_scope_words_alone_steps_aside_for_every_fault_word(default_rules: RuleS
         | set(rule(default_rules, "partial-fault").when.keywords)
         | (set(rule(default_rules, "cannot-words").when.keywords) - {"不能"})
         | {"故障"}
+        | LOCKED_OUT
     )
     assert set(scope.when.not_keywords) == fault_words
     assert len(scope.when.not_keywords) == len(fault_words)  # each once
@@ -1073,6 +1107,23 @@ BOTH_FORMS = {
         "把我加到",
         "把我加入",
         "把我拉进 把我拉進",
+        "帮忙开通 幫忙開通",
+        "帮我开通 幫我開通",
+        "请开通 請開通",
+        "申请开通 申請開通",
+        "需要开通 需要開通",
+    ],
+    "account-blocked": [
+        "账号 帳號 賬號",
+        "帐号 帳號",
+        "账户 帳戶",
+        "被锁 被鎖",
+        "被冻结 被凍結",
+        "被停用",
+        "被禁用",
+        "已冻结 已凍結",
+        "已停用",
+        "已禁用",
     ],
     "data-anomaly-keywords": [
         "数据不全 數據不全 資料不全",
@@ -1153,5 +1204,6 @@ BOTH_FORMS = {
 def test_each_added_chinese_keyword_is_there_in_both_scripts(
     default_rules: RuleSet, rule_id: str, forms: str
 ) -> None:
-    keywords = rule(default_rules, rule_id).when.keywords
+    when = rule(default_rules, rule_id).when
+    keywords = [*when.keywords, *(keyword for group in when.keyword_groups for keyword in group)]
     assert [form for form in forms.split() if form not in keywords] == []
