@@ -404,7 +404,10 @@ TRADITIONAL_KEYWORDS = {
     "資料錯誤 數據異常 資料異常 對不上 數據缺失 資料缺失 重複數據 重複資料 數據不全 資料不全 "
     "數據有誤 資料有誤 數據不對 資料不對 數據有問題 資料有問題 數據重複 資料重複 數據丟了 "
     "資料丟了 數據沒了 資料沒了 數據不見了 資料不見了 金額不對 金額錯誤 重複訂單 訂單重複 "
-    "沒有同步 沒同步 未同步 不同步",
+    "沒有同步 沒同步 未同步 不同步 號碼重複 編號重複 單號重複 發票重複 重複發票 重複的發票 "
+    "帳單重複 賬單重複 重複帳單 重複賬單 重複的帳單 重複的賬單 重複扣款 重複扣費 重複收費 重複支付 "
+    "扣了兩次 實際不符",
+    "data-mismatch-words": "對不起來",
     "improvement-keywords": "建議增加 建議新增 建議優化 優化建議 功能建議 新需求 希望支援 "
     "希望能支援 希望能夠支援 希望可以支援 希望能夠增加 能否支援 能否加個 能否加一個 能不能支援 "
     "能不能加個 能不能加一個 是否可以支援 是否可以加個 是否可以加一個 可不可以支援 可不可以加個 "
@@ -827,7 +830,7 @@ REPORTS = [
     ("All of our users are locked out", PERM, P0),
     ("所有用户的账号都被锁了", PERM, P0),
     ("所有使用者的帳號都被鎖了", PERM, P0),
-    ("全公司通知：旧系统下周起停用", UNTR, P2),
+    ("全公司通知：旧系统下周起被停用", UNTR, P2),
     # Access asked for, or taken away.
     ("請幫忙開通新進員工的帳號", PERM, P2),
     ("请帮忙开通新员工的账号", PERM, P2),
@@ -853,6 +856,20 @@ REPORTS = [
     ("两边数据不一致", DATA, P2),
     ("數據不一致", DATA, P2),
     ("資料同步延遲", DATA, P2),
+    # Charged, billed or numbered twice; amounts that do not tally with what is real.
+    ("Customers are getting charged twice", DATA, P2),
+    ("We were billed twice this month", DATA, P2),
+    ("发票号码重复了", DATA, P2),
+    ("發票號碼重複了", DATA, P2),
+    ("客户收到两封重复的账单", DATA, P2),
+    ("客戶收到兩封重複的帳單", DATA, P2),
+    ("同一笔订单重复扣款", DATA, P2),
+    ("报表上的金額跟實際對不起來", DATA, P2),
+    ("报表上的金额跟实际对不起来", DATA, P2),
+    ("库存数量与实际不符", DATA, P2),
+    # ... but not a repeat nor an apology (对不起 + 来晚了).
+    ("我重复了三遍还是报错", FAULT, P1),
+    ("对不起来晚了，附件是上周的周报", UNTR, P2),
     # ... but passwords that don't match are no data.
     ("I can't reset my password: the passwords don't match", FAULT, P1),
     # Improvement.
@@ -1142,7 +1159,23 @@ BOTH_FORMS = {
         "没同步 沒同步",
         "未同步",
         "不同步",
+        "号码重复 號碼重複",
+        "编号重复 編號重複",
+        "单号重复 單號重複",
+        "发票重复 發票重複",
+        "重复发票 重複發票",
+        "重复的发票 重複的發票",
+        "账单重复 帳單重複 賬單重複",
+        "重复账单 重複帳單 重複賬單",
+        "重复的账单 重複的帳單 重複的賬單",
+        "重复扣款 重複扣款",
+        "重复扣费 重複扣費",
+        "重复收费 重複收費",
+        "重复支付 重複支付",
+        "扣了两次 扣了兩次",
+        "实际不符 實際不符",
     ],
+    "data-mismatch-words": ["对不起来 對不起來"],
     "improvement-keywords": [
         "希望支持 希望支援",
         "希望能支持 希望能支援",
