@@ -427,7 +427,10 @@ TRADITIONAL_KEYWORDS = {
     "how-to-keywords": "如何 怎麼 怎樣 請問 在哪裡 在哪裏 在哪兒 怎麼辦 操作步驟 操作流程 "
     "使用方法 想了解 有沒有辦法 忘記密碼 忘了密碼 密碼忘了 重置密碼 重設密碼",
     "fault-weak-symptoms": "錯誤 部分功能 部分用戶 部分使用者",
-    "improvement-words": "建議 優化 希望能",
+    "improvement-words": "建議 優化 希望能 加一個 加個",
+    "error-log-questions": "報錯信息在哪 報錯訊息在哪 報錯日誌在哪 報錯記錄在哪 報錯紀錄在哪 "
+    "報錯內容在哪 哪裡查看報錯 哪裏查看報錯 哪裡看報錯 哪裏看報錯 哪兒看報錯 在哪查看報錯 "
+    "在哪看報錯 如何查看報錯 怎麼查看報錯 怎麼看報錯 如何看報錯 去哪看報錯",
     "fault-topic-words": "登錄 登入 登陸 驗證碼",
     "tag-login": "登錄 登入 登陸 驗證碼 密碼 登不進去",
     "tag-permission": "權限 授權",
@@ -758,6 +761,14 @@ REPORTS = [
     ("錯誤日誌在哪裡看", HOW, P2),
     ("请问错误代码在哪里查", HOW, P2),
     ("I can't find the export button", HOW, P2),
+    # ... and where to see an error message, 报错 or not (error-log-questions, before the
+    # symptoms), while an error message shown or quoted stays a fault.
+    ("请问报错信息在哪里查看？", HOW, P2),
+    ("請問報錯訊息在哪裡查看？", HOW, P2),
+    ("怎么查看报错日志", HOW, P2),
+    ("Where can I see the error message?", HOW, P2),
+    ("报错信息如下，怎么办", FAULT, P1),
+    ("我看报错信息是超时", FAULT, P1),
     # ... while a fault stays a fault when asked about ("怎么一直" is "why does it keep").
     ("登录报错，怎么办", FAULT, P1),
     ("登入報錯，怎麼辦", FAULT, P1),
@@ -881,6 +892,13 @@ REPORTS = [
     ("Please add dark mode", IMPR, P2),
     ("建议增加批量导入", IMPR, P2),
     ("建議優化查詢速度", IMPR, P2),
+    # "能否在…加一个…": a request, with words between (improvement-words: 加一个, 加个).
+    ("能否在订单列表加一个导出按钮", IMPR, P2),
+    ("能否在訂單列表加一個匯出按鈕", IMPR, P2),
+    ("可以在首页加个搜索框吗", IMPR, P2),
+    ("Could you add an export button to the order list?", IMPR, P2),
+    ("如何加一个新用户", HOW, P2),
+    ("加一个用户就报错", FAULT, P1),
     # How-to.
     ("请给点建议，如何配置审批流", HOW, P2),
     ("請給點建議，如何配置審批流", HOW, P2),
@@ -1224,7 +1242,23 @@ BOTH_FORMS = {
         "重置密码 重置密碼 重設密碼",
     ],
     "fault-weak-symptoms": ["错误 錯誤", "部分功能", "部分用户 部分用戶 部分使用者"],
-    "improvement-words": ["希望能"],
+    "improvement-words": ["希望能", "加一个 加一個", "加个 加個"],
+    "error-log-questions": [
+        "报错信息在哪 報錯信息在哪 報錯訊息在哪",
+        "报错日志在哪 報錯日誌在哪",
+        "报错记录在哪 報錯記錄在哪 報錯紀錄在哪",
+        "报错内容在哪 報錯內容在哪",
+        "哪里查看报错 哪裡查看報錯 哪裏查看報錯",
+        "哪里看报错 哪裡看報錯 哪裏看報錯",
+        "哪儿看报错 哪兒看報錯",
+        "在哪查看报错 在哪查看報錯",
+        "在哪看报错 在哪看報錯",
+        "如何查看报错 如何查看報錯",
+        "怎么查看报错 怎麼查看報錯",
+        "怎么看报错 怎麼看報錯",
+        "如何看报错 如何看報錯",
+        "去哪看报错 去哪看報錯",
+    ],
     "fault-topic-words": ["登陆 登陸", "登录 登錄 登入", "验证码 驗證碼"],
     "tag-login": ["登陆 登陸"],
 }
