@@ -388,6 +388,8 @@ TRADITIONAL_AND_BARE = [
 # Every Traditional (and Taiwan) keyword of the default set, written out again by hand: each
 # one alone (with 生產環境 for the production rule) must trigger its rule.
 TRADITIONAL_KEYWORDS = {
+    "resolved-reports": "已經解決 已解決 問題解決了 已經修復 已修復 已經恢復 已恢復正常 恢復正常了 "
+    "已經好了 現在好了 現在可以了 現在正常了",
     "scope-words-alone": "全部用戶 全部使用者 所有用戶 所有使用者 整個系統 核心業務 大面積 "
     "所有客戶 全部客戶 所有門店 全部門店 所有分店 所有員工 全部員工 全體員工",
     "outage-keywords": "宕機 當機 癱瘓 服務不可用 系統崩了 系統掛了 伺服器崩了 "
@@ -656,6 +658,21 @@ REPORTS = [
     ("All users must change their password by Friday", UNTR, P2),
     ("Hi everyone, the weekly report is attached", UNTR, P2),
     ("大家好，附件是上周的周报", UNTR, P2),
+    # A notice of maintenance or an upgrade to come is no outage, though it says who will not
+    # be able to log in: untriaged and P2, for the lead (maintenance-notices)...
+    ("周五晚上系统升级，届时所有用户无法登录，请提前安排", UNTR, P2),
+    ("週五晚上系統升級，屆時所有使用者無法登入，請提前安排", UNTR, P2),
+    ("系统将于周六22点停机维护，维护期间无法访问", UNTR, P2),
+    ("系統將於週六22點停機維護，維護期間無法存取", UNTR, P2),
+    ("Scheduled upgrade on Saturday: all users will be unable to log in from 22:00", UNTR, P2),
+    ("Planned maintenance tonight: the system will be down for everyone", UNTR, P2),
+    # ... while a fault since one, or in one, is a fault.
+    ("升级后所有用户都无法登录", FAULT, P0),
+    ("升級後所有使用者都無法登入", FAULT, P0),
+    ("Since the upgrade nobody can log in", FAULT, P0),
+    ("维护期间的报错到现在还是没解决", FAULT, P1),
+    ("系统升级失败，将于明天重试，现在所有门店都无法下单", FAULT, P0),
+    ("The upgrade failed and the system is down", FAULT, P0),
     # ... and P0 with a fault word.
     ("全公司都登录不了", FAULT, P0),
     ("全公司都登錄不了", FAULT, P0),
@@ -915,6 +932,23 @@ REPORTS = [
     ("你好，麻烦看一下附件", UNTR, P2),
     ("Hello, see attached.", UNTR, P2),
     ("Thanks for the quick fix!", UNTR, P2),
+    # A problem the reporter says is solved: untriaged and P2, for the lead to close
+    # (resolved-reports)...
+    ("之前无法登录的问题已经解决了，谢谢", UNTR, P2),
+    ("之前無法登入的問題已經解決了，謝謝", UNTR, P2),
+    ("导出报错的问题已修复，现在可以了", UNTR, P2),
+    ("The login problem is fixed now, thanks", UNTR, P2),
+    ("Export works again, thank you", UNTR, P2),
+    # ... not while it is not, nor a question.
+    ("登录问题还没解决，还是无法登录", FAULT, P1),
+    ("登入問題仍未解決，還是無法登入", FAULT, P1),
+    ("The login issue is not resolved, I still can't log in", FAULT, P1),
+    ("说是已经修复了，但还是报错", FAULT, P1),
+    ("已解决的问题又出现了，一直报错", FAULT, P1),
+    ("登录的问题已经解决了吗？", FAULT, P2),
+    ("Has the login error been fixed now?", FAULT, P1),
+    ("请问已解决的工单在哪里看", HOW, P2),
+    ("I am now working from home and can't connect to the VPN", FAULT, P1),
     # The second review (70 reports). English inflections and more symptoms: a fault, P1.
     ("Reports are timing out", FAULT, P1),
     ("Upload keeps failing", FAULT, P1),
@@ -1034,6 +1068,30 @@ def test_every_keyword_alone_triggers_its_rule(
 # fault words, each in its Simplified and Traditional (and Taiwan) forms, written out by hand:
 # every form must be in the rule. A form the same in both scripts is written once.
 BOTH_FORMS = {
+    "maintenance-notices": [
+        "升级 升級",
+        "维护 維護",
+        "停机 停機",
+        "届时 屆時",
+        "期间 期間",
+        "将于 將於",
+        "计划内 計劃內 計畫內",
+        "请提前 請提前",
+    ],
+    "resolved-reports": [
+        "已经解决 已經解決",
+        "已解决 已解決",
+        "问题解决了 問題解決了",
+        "已经修复 已經修復",
+        "已修复 已修復",
+        "已经恢复 已經恢復",
+        "已恢复正常 已恢復正常",
+        "恢复正常了 恢復正常了",
+        "已经好了 已經好了",
+        "现在好了 現在好了",
+        "现在可以了 現在可以了",
+        "现在正常了 現在正常了",
+    ],
     "outage-keywords": [
         "当机 當機",
         "系统崩了 系統崩了",
