@@ -706,6 +706,8 @@ REPORTS = [
     ("Nobody in the whole company can log in", FAULT, P0),
     ("Nobody replied to my ticket yet", UNTR, P2),
     ("No one can tell me how to export the report", HOW, P2),
+    ("Nobody told us we can access the portal from home", UNTR, P2),
+    ("Nobody can log in, we were told it is the VPN", FAULT, P0),
     # The whole system down: P0.
     ("The system is down for everyone", FAULT, P0),
     ("Production is down", FAULT, P0),
@@ -855,6 +857,8 @@ REPORTS = [
     ("我的账号被停用了", PERM, P2),
     ("账号已被锁定", PERM, P2),
     ("My account has been disabled", PERM, P2),
+    ("My account was suspended", PERM, P2),
+    ("The new hires' accounts are blocked", PERM, P2),
     ("All of our users are locked out", PERM, P0),
     ("所有用户的账号都被锁了", PERM, P0),
     ("所有使用者的帳號都被鎖了", PERM, P0),
@@ -916,6 +920,7 @@ REPORTS = [
     ("Could you add an export button to the order list?", IMPR, P2),
     ("如何加一个新用户", HOW, P2),
     ("加一个用户就报错", FAULT, P1),
+    ("今晚加个班，麻烦看一下附件", UNTR, P2),
     # How-to.
     ("请给点建议，如何配置审批流", HOW, P2),
     ("請給點建議，如何配置審批流", HOW, P2),
@@ -962,6 +967,9 @@ REPORTS = [
     ("郵件通知一直沒收到", FAULT, P1),
     ("Password reset email never arrives", FAULT, P1),
     ("Invoice emails are not arriving", FAULT, P1),
+    ("The app hangs on startup", FAULT, P1),
+    ("The screen froze after I clicked Save", FAULT, P1),
+    ("The page is unresponsive", FAULT, P1),
     # A sync that failed is a fault (a job broke), like "Upload failed"; data that is not
     # synced, or late, stays a data anomaly (above).
     ("Sync failed again last night", FAULT, P1),
