@@ -105,7 +105,8 @@ class CaseRouter:
         triaged: bool,
         at: datetime,
     ) -> Routing:
-        earlier = (case.owner, *case.collaborators)  # a person's triage, in Jira
+        # A person's triage, in Jira (only such a case needs it: not every new mail).
+        earlier = (case.owner, *case.collaborators) if triaged else ()
         routing = apply_outcome(case, verdict, groups=self.rules.groups, state=tx, at=at)
         if not notify:
             return routing
