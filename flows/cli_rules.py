@@ -66,21 +66,14 @@ _SINGLE = (
 
 def _actions(rule: Rule) -> str:
     """What a rule decides, as people read it: `type=permission, owner=round robin in group l1`."""
-    then = rule.then
-    parts = []
-    for field, label, _ in _SINGLE:
-        value = getattr(then, field)
-        if value is None:
-            continue
-        if field == "owner":
-            shown = value.describe()
-        elif field == "due_in":
-            from mapping.rules.engine import format_duration
+    from mapping.rules.engine import plain_value
 
-            shown = format_duration(value)
-        else:
-            shown = getattr(value, "value", value)
-        parts.append(f"{label}={shown}")
+    then = rule.then
+    parts = [
+        f"{label}={plain_value(value)}"
+        for field, label, _ in _SINGLE
+        if (value := getattr(then, field)) is not None
+    ]
     if then.raise_priority:
         parts.append("raise priority by one level")
     if then.tags:

@@ -43,6 +43,7 @@ __all__ = [
     "and_list",
     "because",
     "format_duration",
+    "plain_value",
 ]
 
 #: Attributes a single rule decides; the first matching rule wins unless a later one overrides.
@@ -210,7 +211,9 @@ class _Then:
                 described = _describe(attribute, value)
                 prefix = f"{described} by rule {rule.id}: "
                 logged = attribute != "owner"
-                actions.append(_Action(attribute, value, _plain(value), described, prefix, logged))
+                actions.append(
+                    _Action(attribute, value, plain_value(value), described, prefix, logged)
+                )
         return cls(
             rule_id=rule.id,
             override=rule.override,
@@ -562,7 +565,8 @@ def _compiled(rules: RuleSet, zone: ZoneInfo, token: str) -> RuleEngine:
 _TYPE_TEXT = {kind: f"type {kind.label_zh} ({kind.value})" for kind in ProblemType}
 
 
-def _plain(value: object) -> str:
+def plain_value(value: object) -> str:
+    """A decided value as people read it: `P0`, `system_fault`, `round robin in group l1`, `4h`."""
     if isinstance(value, AssignSpec):
         return value.describe()
     if isinstance(value, timedelta):
@@ -576,5 +580,5 @@ def _describe(attribute: str, value: object) -> str:
         return _TYPE_TEXT[value]
     labels = {"related_system": "related system", "owner": "owner", "due_in": "due in"}
     if attribute in labels:
-        return f"{labels[attribute]} {_plain(value)}"
-    return _plain(value)
+        return f"{labels[attribute]} {plain_value(value)}"
+    return plain_value(value)
