@@ -479,15 +479,10 @@ class DuePolicy(_Strict):
     P1: Duration = timedelta(days=1)
     P2: Duration = timedelta(days=3)
     business_hours: BusinessHours | None = None
-    around_the_clock: list[Priority] = Field(
+    around_the_clock: Annotated[list[Priority], BeforeValidator(_as_list)] = Field(
         default_factory=lambda: [Priority.P0],
         description="Priorities counted in calendar time even with business hours.",
     )
-
-    @field_validator("around_the_clock", mode="before")
-    @classmethod
-    def _listify(cls, value: object) -> object:
-        return _as_list(value)
 
     @field_validator("around_the_clock")
     @classmethod
