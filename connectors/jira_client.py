@@ -933,6 +933,41 @@ class JiraClient:
                 "PUT", f"issue/{key}", body={"fields": self._field_values(fields)}, key=key
             )
 
+    def assignable_users(
+        self, key: str, *, address: str | None = None, account: str | None = None
+    ) -> list[JiraUser]:
+        """The users `key` can be assigned to that have this email `address`, or this
+        `account` (see `account`): at most 20, in one request.
+
+        Cloud matches an address against display names and addresses (as a prefix), even
+        where a person's privacy settings leave the address out of the answer; Data Center
+        matches usernames, names and addresses."""
+        if (address is None) == (account is None):
+            raise ValueError("give an address or an account")
+        if self.connection.flavor == "cloud":
+            params = {"query": address} if address is not None else {"accountId": account}
+        else:
+            params = {"username": address if address is not None else account}
+        data = self._request(
+            "GET",
+            "user/assignable/search",
+            params={**params, "issueKey": key, "maxResults": 20},
+            key=key,
+        )
+        users = [JiraUser.from_raw(raw) for raw in data] if isinstance(data, list) else []
+        return [user for user in users if user is not None]
+
+    def account(self, user: JiraUser) -> str | None:
+        """How this site names `user` when assigning: the account id (Cloud) or the username
+        (Data Center)."""
+        return user.account_id if self.connection.flavor == "cloud" else user.name
+
+    def assign(self, key: str, account: str) -> None:
+        """Make the user with this `account` (see `account`) the issue's assignee."""
+        field = "accountId" if self.connection.flavor == "cloud" else "name"
+        self._request("PUT", f"issue/{key}/assignee", body={field: account}, key=key)
+        log.info("Jira issue %s: assigned", key)
+
     def set_property(self, key: str, name: str, value: Any) -> None:
         """Store a JSON value on the issue (invisible to people; up to 32 kB)."""
         self._request("PUT", f"issue/{key}/properties/{name}", body=value, key=key)

@@ -33,7 +33,8 @@ def jira_summary(report: JiraReport | None, error: str | None = None) -> str:
         f"{len(pull.new_cases)} new cases, {len(pull.updated_cases)} updated, "
         f"{len(pull.skipped)} skipped, {len(pull.feedback_requests)} feedback requests queued; "
         f"{len(push.created)} issues created, {push.comments} replies posted, "
-        f"{len(push.transitions)} transitions; {pull.requests + push.requests} requests",
+        f"{len(push.transitions)} transitions, {len(push.assigned)} assigned; "
+        f"{pull.requests + push.requests} requests",
     ]
     lines += [f"  skipped {line}" for line in pull.skipped]
     lines += [f"  problem {line}" for line in push.problems]

@@ -71,6 +71,8 @@ def push_context(settings: Settings) -> JiraPushContext:
         create_components=list(jira.create_components),
         priority_names=dict(jira.priority_names),
         feedback_transitions=transitions,
+        push_assignments=jira.push_assignments,
+        accounts=dict(jira.accounts),
     )
 
 
@@ -105,11 +107,13 @@ def jira_flow(config: str | None = None) -> JiraReport:
     finally:
         store.close()
     logger.info(
-        "jira push: %d created, %d comments, %d transitions; pull: %d read, %d new cases, "
+        "jira push: %d created, %d comments, %d transitions, %d assigned; pull: %d read, "
+        "%d new cases, "
         "%d updated, %d skipped, %d feedback requests, %d requests",
         len(pushed.created),
         pushed.comments,
         len(pushed.transitions),
+        len(pushed.assigned),
         pulled.issues_read,
         len(pulled.new_cases),
         len(pulled.updated_cases),

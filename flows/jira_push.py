@@ -12,6 +12,13 @@ Every step is safe to repeat after a crash at any point:
 - The user's feedback moves the issue by the configured transition names (close; reopen when
   unresolved). The feedback's time is recorded once the transition is done; a transition Jira
   no longer offers (the issue already moved) is reported, not retried forever.
+- The owner casedesk chose (the rules' assignment, process step 2) becomes the issue's
+  assignee, found among the users Jira lets the issue be assigned to by the owner's address
+  (or by the account `[jira] accounts` names for it). The issue is read first: an assignee a
+  person set in Jira since we last read it stands (the next pull brings it to the case), and
+  one that already is our owner (a run that died after assigning) is only recorded. What we
+  wrote is recorded as the issue's last known version, so the next pull does not read our own
+  assignment back as a person's change. An owner Jira cannot assign is noted on the case once.
 """
 
 from __future__ import annotations
@@ -23,13 +30,34 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
-from connectors.jira_client import JiraClient, JiraIssueRef, JiraTransitionError
+from connectors.jira_client import (
+    JiraClient,
+    JiraIssueRef,
+    JiraRequestError,
+    JiraTransitionError,
+    JiraUser,
+)
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry
-from flows.jira_sync import SOURCE, issue_identity
+from flows.jira_sync import SOURCE, issue_identity, previous_snapshot
 from mapping.case import Case, FeedbackOutcome, LogEntry, LogKind, Priority
-from mapping.jira_issue import JiraMapping, case_label, created_issue_snapshot
+from mapping.jira_issue import (
+    JiraMapping,
+    JiraSnapshot,
+    case_label,
+    created_issue_snapshot,
+    map_issue,
+    markup_for,
+    person_id,
+)
 
-__all__ = ["JiraPushContext", "JiraPushReport", "PushState", "push", "push_state_name"]
+__all__ = [
+    "JiraPushContext",
+    "JiraPushReport",
+    "PushState",
+    "by_address",
+    "push",
+    "push_state_name",
+]
 
 logger = logging.getLogger(__name__)
 ISSUE_PROPERTY = "casedesk"
@@ -46,6 +74,11 @@ class PushState(BaseModel):
     replies: int = Field(default=0, description="EMAIL_IN entries pushed, in log order.")
     pending: str | None = Field(default=None, description="A comment being posted.")
     feedback_at: str | None = Field(default=None, description="The feedback last pushed.")
+    owner: str | None = Field(
+        default=None,
+        description="The owner last made the issue's assignee (or found not assignable, or "
+        "left to the assignee a person chose in Jira): not tried again until it changes.",
+    )
 
 
 @dataclass
@@ -59,6 +92,10 @@ class JiraPushContext:
     priority_names: Mapping[Priority, str] = field(default_factory=dict)
     #: Feedback outcome -> transition name; an outcome not listed moves nothing.
     feedback_transitions: Mapping[FeedbackOutcome, str] = field(default_factory=dict)
+    #: Make the owner casedesk chose the issue's assignee.
+    push_assignments: bool = True
+    #: Owner email (case-folded) -> Jira account (Cloud account id, Data Center username).
+    accounts: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -67,6 +104,7 @@ class JiraPushReport(BaseModel):
     found_existing: list[str] = Field(default_factory=list)
     comments: int = 0
     transitions: list[str] = Field(default_factory=list)
+    assigned: list[str] = Field(default_factory=list, description="'SUP-12 -> 王芳 (by rule)'")
     problems: list[str] = Field(default_factory=list)
     requests: int = 0
 
@@ -82,6 +120,8 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     scan_from = store.watermark(scan_name)
     started = context.clock()
     for case in _cases_with_issue_changed_since(store, scan_from):
+        if context.push_assignments and case.owner is not None:
+            _push_owner(store, client, context, case, report)
         if case.feedback is None and not any(e.kind is LogKind.EMAIL_IN for e in case.process_log):
             continue  # nothing of the user's to push: no state to read
         _push_replies(store, client, context, case, report)
@@ -252,3 +292,120 @@ def _push_feedback(
             report.problems.append(f"{case.number}: {error}")
     state.feedback_at = feedback.at.isoformat()
     _save_state(store, case.number, state, context.clock())
+
+
+# -- the owner ----------------------------------------------------------------------------------
+
+
+def _push_owner(
+    store: CaseStore,
+    client: JiraClient,
+    context: JiraPushContext,
+    case: Case,
+    report: JiraPushReport,
+) -> None:
+    """Make the case's owner the issue's assignee, unless Jira has them already (they came
+    from there) or a person assigned the issue in Jira since we last read it."""
+    owner, number, key = case.owner, case.number, case.source.jira_key
+    assert owner is not None and number is not None and key is not None
+    state = _state(store, number)
+    if state.owner == owner:
+        return  # done (or found not assignable, or left to a person's choice) for this owner
+    with store.transaction() as tx:
+        previous = previous_snapshot(tx, case)
+    if previous is not None and previous.owner == owner:
+        return  # the owner came from Jira's assignee
+    issue = client.get_issue(key)
+    current = person_id(issue.assignee)
+    account = context.accounts.get(owner.casefold())
+    if account is not None:
+        found = client.assignable_users(key, account=account)
+        user = next((u for u in found if client.account(u) == account), None)
+        why = (
+            f"the Jira account {account!r} that [jira] accounts names for {owner} cannot be "
+            f"assigned {key}"
+        )
+    else:
+        user, why = by_address(owner, key, client.assignable_users(key, address=owner))
+        why += "; name their Jira account under [jira] accounts"
+    now = context.clock()
+    if current is not None and current != person_id(user) and current != _known_owner(previous):
+        # A person assigned the issue in Jira since we last read it: theirs stands.
+        _settle(store, number, state, owner, now)
+        logger.info("case %s: %s was assigned to %s in Jira; not changed", number, key, current)
+        return
+    if user is None:
+        problem = f"owner {owner} is not the assignee of Jira issue {key}: {why}"
+        _note(store, number, problem, now)
+        _settle(store, number, state, owner, now)
+        report.problems.append(f"{number}: {problem}")
+        logger.warning("case %s: %s", number, problem)
+        return
+    shown = person_id(user)
+    if current != shown:
+        try:
+            client.assign(key, client.account(user) or "")
+        except JiraRequestError as error:  # e.g. the assignee field is not on the issue's screen
+            _note(store, number, f"owner {owner} is not the assignee of {key}: {error}", now)
+            _settle(store, number, state, owner, now)
+            report.problems.append(f"{number}: {error}")
+            logger.warning("case %s: %s", number, error)
+            return
+    markup = markup_for(client.connection.flavor)
+    base = previous or map_issue(issue, context.mapping, markup=markup).snapshot
+    how = f"assigned Jira issue {key} to {user.display_name or shown} ({owner})"
+    with store.transaction() as tx:
+        case = tx.get_case(number)
+        case.log(LogKind.ASSIGNMENT, how, at=now, source_ref=issue_identity(key))
+        tx.save_case(case)
+        tx.record(
+            LedgerEntry(
+                source=SOURCE,
+                location=f"jira-assign:{key}:{now.isoformat()}",
+                identity=issue_identity(key),
+                decision=LedgerDecision.JIRA_ISSUE,
+                reason=how,
+                case_number=number,
+                recorded_at=now,
+                # The issue as we left it: the next pull reads this assignee as ours.
+                detail={
+                    "snapshot": base.model_copy(update={"owner": shown}).model_dump(mode="json")
+                },
+            )
+        )
+    _settle(store, number, state, owner, now)
+    report.assigned.append(f"{key} -> {shown} ({number})")
+    logger.info("case %s: %s", number, how)
+
+
+def by_address(address: str, key: str, users: list[JiraUser]) -> tuple[JiraUser | None, str]:
+    """The user of `users` (those `key` can be assigned to, found by `address`) with that
+    address, or None and why. Where Jira hides addresses (Cloud privacy settings), a search
+    that found exactly one user found them by their address."""
+    wanted = address.casefold()
+    exact = [user for user in users if user.email and user.email.casefold() == wanted]
+    if len(exact) == 1:
+        return exact[0], ""
+    if not exact and len(users) == 1 and not users[0].email:
+        return users[0], ""
+    if len(exact) > 1:
+        return None, f"{len(exact)} Jira users have the address {address}"
+    if any(not user.email for user in users):
+        return None, f"Jira finds {len(users)} users for {address} and shows not all addresses"
+    return None, f"Jira finds no user with the address {address} who can be assigned {key}"
+
+
+def _known_owner(previous: JiraSnapshot | None) -> str | None:
+    return None if previous is None else previous.owner
+
+
+def _note(store: CaseStore, number: str, text: str, now: datetime) -> None:
+    with store.transaction() as tx:
+        case = tx.get_case(number)
+        case.log(LogKind.NOTE, text, at=now)
+        tx.save_case(case)
+
+
+def _settle(store: CaseStore, number: str, state: PushState, owner: str, now: datetime) -> None:
+    state.owner = owner
+    _save_state(store, number, state, now)

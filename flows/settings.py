@@ -150,11 +150,32 @@ class JiraSettings(_Section):
         },
         description="Case priority -> Jira priority name, for issues casedesk creates.",
     )
+    push_assignments: bool = Field(
+        default=True,
+        description="Make the owner casedesk chose (by rule) the assignee of the case's Jira "
+        "issue, unless a person assigned it in Jira.",
+    )
+    accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner email -> their Jira account (Cloud: account id; Data Center: "
+        "username), for people Jira does not find by their address.",
+    )
     close_transition: str = Field(default="Close", description="When the user confirms the fix.")
     reopen_transition: str = Field(default="Reopen", description="When the user says it is not.")
     reopen_when_partially: bool = Field(
         default=True, description="A 'partially resolved' answer reopens the issue too."
     )
+
+    @field_validator("accounts")
+    @classmethod
+    def _keyed_by_address(cls, value: dict[str, str]) -> dict[str, str]:
+        names = [name for name in value if "@" not in name]
+        if names:
+            raise ValueError(
+                "accounts are keyed by the owner's email address (as the rules name people), "
+                f"not {', '.join(map(repr, names))}"
+            )
+        return {name.strip().casefold(): account.strip() for name, account in value.items()}
 
 
 def _default_mailboxes() -> list[MailboxSettings]:

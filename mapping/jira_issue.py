@@ -67,6 +67,7 @@ __all__ = [
     "map_issue",
     "markup_for",
     "new_case_from_issue",
+    "person_id",
     "rich_text",
     "walk_status",
     "wiki_to_text",
@@ -378,7 +379,7 @@ def _scalar_text(value: Any) -> str:
 # -- people ------------------------------------------------------------------------------------
 
 
-def _person_id(user: JiraUserLike | None) -> str | None:
+def person_id(user: JiraUserLike | None) -> str | None:
     """How a Jira user is named on the case: email where Jira shows it, else their name."""
     if user is None:
         return None
@@ -574,7 +575,7 @@ def map_issue(
         priority=mapping.priority_for(issue.priority),
         problem_type=mapping.problem_type_for(issue.labels, issue.components, issue.issuetype),
         tags=_tags(issue, mapping),
-        owner=_person_id(issue.assignee),
+        owner=person_id(issue.assignee),
         collaborators=_people(custom.get(mapping.collaborators_field))
         if mapping.collaborators_field
         else [],
@@ -596,7 +597,7 @@ def map_issue(
         mapped_comments.append(
             MappedComment(
                 id=comment.id,
-                actor=_person_id(comment.author) or "unknown Jira user",
+                actor=person_id(comment.author) or "unknown Jira user",
                 at=comment.created,
                 text=text,
             )

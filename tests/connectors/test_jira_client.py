@@ -945,3 +945,53 @@ def test_issue_text_is_read_by_the_mappings_reader(mock: JiraMock, client: JiraC
     [[found]] = list(client.search_updated_since(None))
     assert found.description_text == adf_to_text(description) == "first\n\nsecond\n\n[shot.png]"
     assert found.comments[0].body_text == "see the log"
+
+
+def test_assignable_users_are_searched_by_address_on_the_issue(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    found = [user(flavor, "mia")]
+    mock.add("GET", "user/assignable/search", found)
+
+    [mia] = client.assignable_users("SUP-1", address="mia@example.com")
+
+    assert mia.email == "mia@example.com"
+    [call] = mock.calls("GET", "user/assignable/search")
+    wanted = "query" if flavor == "cloud" else "username"
+    assert mock.params(call) == {
+        wanted: ["mia@example.com"],
+        "issueKey": ["SUP-1"],
+        "maxResults": ["20"],
+    }
+    assert client.account(mia) == (mia.account_id if flavor == "cloud" else "mia")
+
+
+def test_assignable_users_by_account(flavor: Flavor, mock: JiraMock, client: JiraClient) -> None:
+    mock.add("GET", "user/assignable/search", [])
+    assert client.assignable_users("SUP-1", account="5b10ac8d82e05b22cc7d4ef5") == []
+    [call] = mock.calls("GET", "user/assignable/search")
+    wanted = "accountId" if flavor == "cloud" else "username"
+    assert mock.params(call)[wanted] == ["5b10ac8d82e05b22cc7d4ef5"]
+    with pytest.raises(ValueError, match="an address or an account"):
+        client.assignable_users("SUP-1")
+
+
+def test_assign_names_the_user_as_the_flavor_does(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    mock.add("PUT", "issue/SUP-1/assignee", None, status=204)
+
+    client.assign("SUP-1", "mia-account")
+
+    [call] = mock.calls("PUT", "issue/SUP-1/assignee")
+    field = "accountId" if flavor == "cloud" else "name"
+    assert json.loads(call.request.body) == {field: "mia-account"}
+
+
+def test_an_assignee_jira_refuses_is_a_request_error(
+    flavor: Flavor, mock: JiraMock, client: JiraClient
+) -> None:
+    refusal = {"errorMessages": [], "errors": {"assignee": "User 'x' cannot be assigned issues."}}
+    mock.add("PUT", "issue/SUP-1/assignee", refusal, status=400)
+    with pytest.raises(JiraRequestError, match="cannot be assigned"):
+        client.assign("SUP-1", "x")

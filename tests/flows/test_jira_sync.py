@@ -13,10 +13,10 @@ from typing import Any, Literal
 import pytest
 from pydantic import SecretStr
 
-from connectors.jira_client import JiraClient, JiraConnection
+from connectors.jira_client import JiraClient, JiraConnection, JiraUser
 from connectors.store import CaseStore, LedgerDecision
 from flows.cli import main
-from flows.jira_push import JiraPushContext, push, push_state_name, reply_ref
+from flows.jira_push import JiraPushContext, by_address, push, push_state_name, reply_ref
 from flows.jira_sync import JiraPull, JiraSyncContext, pull, watermark_name
 from flows.routing import CaseRouter
 from flows.runtime import sender_identity
@@ -35,7 +35,7 @@ from mapping.case import (
 )
 from mapping.errors import JiraAuthError, JiraRateLimitError
 from mapping.jira_issue import JiraMapping
-from mapping.rules import RuleEngine, load_rules
+from mapping.rules import RuleEngine, RuleSet, load_rules, parse_rules
 from tests.support import jira_openapi
 from tests.support.fake_jira import FakeJira
 
@@ -89,8 +89,8 @@ class World:
             clock=self.clock,
         )
 
-    def sync_context(self, page_size: int = 100) -> JiraSyncContext:
-        rules = load_rules(None)
+    def sync_context(self, page_size: int = 100, rules: RuleSet | None = None) -> JiraSyncContext:
+        rules = rules or load_rules(None)
         router = CaseRouter(
             rules=rules,
             engine=RuleEngine(rules, self.settings.zone),
@@ -110,7 +110,7 @@ class World:
             clock=self.clock,
         )
 
-    def push_context(self) -> JiraPushContext:
+    def push_context(self, **overrides: Any) -> JiraPushContext:
         return JiraPushContext(
             project="SUP",
             mapping=MAPPING,
@@ -121,15 +121,16 @@ class World:
                 FeedbackOutcome.UNRESOLVED: "Reopen",
             },
             clock=self.clock,
+            **overrides,
         )
 
-    def pull(self, page_size: int = 100) -> Any:
+    def pull(self, page_size: int = 100, rules: RuleSet | None = None) -> Any:
         with self.client() as client:
-            return pull(self.store, client, self.sync_context(page_size))
+            return pull(self.store, client, self.sync_context(page_size, rules))
 
-    def push(self) -> Any:
+    def push(self, **overrides: Any) -> Any:
         with self.client() as client:
-            return push(self.store, client, self.push_context())
+            return push(self.store, client, self.push_context(**overrides))
 
     def case_for(self, key: str) -> Case:
         with self.store.transaction() as tx:
@@ -583,6 +584,153 @@ def test_feedback_transitions_the_issue(
     assert world.push().transitions == []  # once
 
 
+# -- the owner becomes the assignee ------------------------------------------------------------
+
+
+def printers(owner: str = "wang.fang@example.cn") -> RuleSet:
+    """Printer reports go to `owner` (by default 王芳, the fake's `wang.fang`)."""
+    text = (
+        '[[rule]]\nid = "printers"\nwhen.keywords = ["打印机"]\n'
+        f'then.problem_type = "system_fault"\nthen.owner = "{owner}"\n'
+    )
+    return parse_rules(text, source="printers.toml")
+
+
+PRINTERS = printers()
+
+
+def assignee(world: World, key: str) -> str | None:
+    person = world.fake.issues[key].assignee
+    return None if person is None else person.email
+
+
+def test_the_rules_owner_becomes_the_assignee_and_is_not_read_back_as_a_change(
+    world: World,
+) -> None:
+    world.fake.add_issue("打印机报错，无法打印")
+    if world.fake.flavor == "cloud":
+        world.fake.hidden_emails.add("wang.fang@example.cn")  # her privacy settings
+    world.pull(rules=PRINTERS)
+    number = world.case_for("SUP-1").number
+    assert world.case_for("SUP-1").owner == "wang.fang@example.cn"
+
+    world.clock.advance(minutes=1)
+    report = world.push()
+    assert assignee(world, "SUP-1") == "wang.fang@example.cn"
+    shown = "王芳" if world.fake.flavor == "cloud" else "wang.fang@example.cn"
+    assert report.assigned == [f"SUP-1 -> {shown} ({number})"] and report.problems == []
+    case = world.case_for("SUP-1")
+    assert "assigned Jira issue SUP-1 to 王芳 (wang.fang@example.cn)" in [
+        e.text for e in case.process_log if e.kind is LogKind.ASSIGNMENT
+    ]
+
+    # The next pull reads the issue we changed: the owner stays the address the rules named
+    # (where Jira shows only her name), and nothing is "changed in Jira".
+    world.clock.advance(minutes=1)
+    world.pull(rules=PRINTERS)
+    case = world.case_for("SUP-1")
+    assert case.owner == "wang.fang@example.cn"
+    assert not [e for e in case.process_log if e.text.startswith("changed in Jira")]
+
+    world.fake.reset_counts()
+    assert world.push().assigned == []
+    assert world.fake.total_requests == 0  # settled: Jira is not asked again
+
+
+def test_an_email_case_is_created_and_assigned_in_one_push(world: World) -> None:
+    number = email_case(world.store, world.clock)
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.owner = "mia@example.com"
+        tx.save_case(case)
+    report = world.push()
+    assert report.created == [f"{number} -> SUP-1"]
+    assert report.assigned == [f"SUP-1 -> mia@example.com ({number})"]
+    assert assignee(world, "SUP-1") == "mia@example.com"
+    world.clock.advance(minutes=1)
+    world.pull()
+    assert world.store.get_case(number).owner == "mia@example.com"
+
+
+def test_a_person_who_assigned_the_issue_in_jira_meanwhile_keeps_it(world: World) -> None:
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=PRINTERS)
+    sam = world.fake.people[4]
+    world.clock.advance(minutes=1)
+    world.fake.issues["SUP-1"].assignee = sam  # the dispatcher, in Jira, before our push
+    world.fake.touch("SUP-1")
+
+    report = world.push()
+    assert assignee(world, "SUP-1") == sam.email
+    assert report.assigned == [] and world.fake.count("PUT") == 0
+    world.clock.advance(minutes=1)
+    world.pull(rules=PRINTERS)
+    assert world.case_for("SUP-1").owner == sam.email  # the person's choice reaches the case
+    world.fake.reset_counts()
+    world.push()
+    assert world.fake.count("PUT") == 0
+
+
+def test_an_assignment_that_died_before_it_was_recorded_is_not_made_twice(world: World) -> None:
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=PRINTERS)
+    # A run assigned the issue and died before recording it.
+    world.fake.issues["SUP-1"].assignee = world.fake.people[2]
+    world.fake.reset_counts()
+
+    report = world.push()
+    assert report.assigned and world.fake.count("PUT") == 0
+    world.clock.advance(minutes=1)
+    world.pull(rules=PRINTERS)
+    case = world.case_for("SUP-1")
+    assert case.owner == "wang.fang@example.cn"
+    assert not [e for e in case.process_log if e.text.startswith("changed in Jira")]
+
+
+def test_an_owner_jira_cannot_assign_is_noted_once(world: World) -> None:
+    world.fake.add_issue("打印机报错")
+    world.fake.unassignable.add("wang.fang")
+    world.pull(rules=PRINTERS)
+
+    report = world.push()
+    [problem] = report.problems
+    assert "owner wang.fang@example.cn is not the assignee of Jira issue SUP-1" in problem
+    assert "[jira] accounts" in problem
+    assert assignee(world, "SUP-1") is None
+    notes = [e.text for e in world.case_for("SUP-1").process_log if e.kind is LogKind.NOTE]
+    assert any("is not the assignee" in text for text in notes)
+
+    world.fake.reset_counts()
+    assert world.push().problems == [] and world.fake.total_requests == 0
+
+
+def test_accounts_name_people_jira_does_not_find_by_their_address(world: World) -> None:
+    # Her address in casedesk is one Jira does not know.
+    rules = printers("fang.wang@corp.example")
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=rules)
+    unknown = world.push()
+    assert "Jira finds no user with the address fang.wang@corp.example" in unknown.problems[0]
+    assert assignee(world, "SUP-1") is None
+
+    # The lead names her Jira account: the next case is assigned.
+    wang = world.fake.people[2]
+    account = wang.account_id if world.fake.flavor == "cloud" else wang.name
+    world.clock.advance(minutes=1)
+    world.fake.add_issue("打印机又报错")
+    world.pull(rules=rules)
+    report = world.push(accounts={"fang.wang@corp.example": account})
+    assert report.problems == [] and assignee(world, "SUP-2") == wang.email
+
+
+def test_no_assignment_is_written_when_turned_off(world: World) -> None:
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=PRINTERS)
+    world.fake.reset_counts()
+    assert world.push(push_assignments=False).assigned == []
+    assert world.fake.total_requests == 0 and assignee(world, "SUP-1") is None
+
+
 # -- one real Prefect run -----------------------------------------------------------------------
 
 
@@ -639,3 +787,38 @@ def test_the_jira_sync_command(
     disabled.write_text("[jira]\nenabled = false\n", encoding="utf-8")
     assert main(["jira", "sync", "--config", str(disabled)]) == 1
     assert "Jira is not enabled" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("users", "found", "why"),
+    [
+        ([JiraUser(name="mia", email="MIA@example.com")], "mia", ""),
+        # Cloud leaves a hidden address out; a search by the address found only her.
+        ([JiraUser(account_id="a1", display_name="Mia")], "a1", ""),
+        (
+            [JiraUser(account_id="a1"), JiraUser(account_id="a2")],
+            None,
+            "Jira finds 2 users for mia@example.com and shows not all addresses",
+        ),
+        (
+            [JiraUser(name="mia.k", email="mia.k@example.com")],
+            None,
+            "Jira finds no user with the address mia@example.com who can be assigned SUP-1",
+        ),
+        ([], None, "Jira finds no user with the address mia@example.com"),
+        (
+            [
+                JiraUser(name="a", email="mia@example.com"),
+                JiraUser(name="b", email="mia@example.com"),
+            ],
+            None,
+            "2 Jira users have the address mia@example.com",
+        ),
+    ],
+)
+def test_the_assignee_is_the_user_with_the_owners_address(
+    users: list[JiraUser], found: str | None, why: str
+) -> None:
+    user, reason = by_address("mia@example.com", "SUP-1", users)
+    assert (user.name or user.account_id if user else None) == found
+    assert reason.startswith(why)

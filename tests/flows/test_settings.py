@@ -118,3 +118,16 @@ def test_the_example_file_is_valid() -> None:
     example = Path(__file__).parents[2] / "casedesk.example.toml"
     settings = load_settings(example)
     assert settings.outgoing.signing_secret.get_secret_value()
+
+
+def test_jira_accounts_are_keyed_by_address(tmp_path: Path) -> None:
+    config = tmp_path / "casedesk.toml"
+    config.write_text(
+        '[jira.accounts]\n"Wang.Fang@Example.cn" = " 5b109f2e9729b51b54dc274d "\n', encoding="utf-8"
+    )
+    assert load_settings(config).jira.accounts == {
+        "wang.fang@example.cn": "5b109f2e9729b51b54dc274d"
+    }
+    config.write_text('[jira.accounts]\n"王芳" = "wang.fang"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"keyed by the owner's email address.*'王芳'"):
+        load_settings(config)

@@ -355,6 +355,10 @@ class FakeJira:
             FakeUser("5d53f3cbc6b9320d9ea5bdc2", "li.lei", "李雷", "li.lei@example.cn"),
             FakeUser("60f1c0e27d3c7b006a8e9f11", "sam", "Sam Okafor", "sam@example.org"),
         ]
+        #: Cloud users whose privacy settings hide their address: answers leave it out.
+        self.hidden_emails: set[str] = set()
+        #: Users the project does not let issues be assigned to (by username).
+        self.unassignable: set[str] = set()
         self.add_project(project, "Support")
         self.add_custom_field("Customer Email", "string")
         self.add_custom_field("Case Number", "string")
@@ -759,6 +763,8 @@ class FakeJira:
         ("POST", re.compile(r"^/issue$"), "_create_issue"),
         ("GET", re.compile(r"^/issue/(?P<key>[^/]+)$"), "_get_issue"),
         ("PUT", re.compile(r"^/issue/(?P<key>[^/]+)$"), "_edit_issue"),
+        ("PUT", re.compile(r"^/issue/(?P<key>[^/]+)/assignee$"), "_assign"),
+        ("GET", re.compile(r"^/user/assignable/search$"), "_assignable_users"),
         ("GET", re.compile(r"^/issue/(?P<key>[^/]+)/comment$"), "_get_comments"),
         ("POST", re.compile(r"^/issue/(?P<key>[^/]+)/comment$"), "_post_comment"),
         ("GET", re.compile(r"^/issue/(?P<key>[^/]+)/transitions$"), "_get_transitions"),
@@ -810,7 +816,7 @@ class FakeJira:
             for size in ("48x48", "24x24", "16x16", "32x32")
         }
         if self.flavor == "cloud":
-            return {
+            body: dict[str, Json] = {
                 "self": f"{self._api(version)}/user?accountId={user.account_id}",
                 "accountId": user.account_id,
                 "emailAddress": user.email,
@@ -820,6 +826,9 @@ class FakeJira:
                 "timeZone": user.time_zone,
                 "accountType": "atlassian",
             }
+            if user.email in self.hidden_emails:
+                del body["emailAddress"]  # as Cloud answers for such a person
+            return body
         return {
             "self": f"{self._api(version)}/user?username={user.name}",
             "name": user.name,
@@ -1352,6 +1361,64 @@ class FakeJira:
         if changes:
             issue.updated = self.clock()
             self._changed()
+        return 204, None
+
+    def _assignable_users(
+        self, version: str, params: _Params, query: _QueryArgs, payload: Json
+    ) -> _Answer:
+        """Cloud: `query` (a prefix of a display name or an address, hidden ones included) or
+        `accountId`; Data Center: `username` (a prefix of a username, name or address). With
+        `issueKey` or `project`; users the project does not allow are left out."""
+        keys = query.get("issueKey") or []
+        projects = query.get("project") or []
+        if keys:
+            self._get_issue_or_404(keys[0])
+        elif not projects:
+            raise _HttpError(400, ["Specify an issue key, issue id or project."])
+        if self.flavor == "cloud":
+            wanted = (query.get("query") or [""])[0].casefold()
+            account = (query.get("accountId") or [None])[0]
+            if not wanted and account is None:
+                raise _HttpError(400, ["Specify a query or an accountId."])
+
+            def matches(user: FakeUser) -> bool:
+                if account is not None:
+                    return user.account_id == account
+                names = (user.display_name.casefold(), user.email.casefold())
+                return any(name.startswith(wanted) for name in names)
+
+        else:
+            wanted = (query.get("username") or [""])[0].casefold()
+
+            def matches(user: FakeUser) -> bool:
+                names = (user.name.casefold(), user.display_name.casefold(), user.email.casefold())
+                return any(name.startswith(wanted) for name in names)
+
+        limit = self._int_param((query.get("maxResults") or [None])[0], "maxResults", 50)
+        found = [
+            self._user_json(user, version)
+            for user in self.people
+            if user.name not in self.unassignable and matches(user)
+        ]
+        return 200, found[:limit]
+
+    def _assign(self, version: str, params: _Params, query: _QueryArgs, payload: Json) -> _Answer:
+        issue = self._get_issue_or_404(params["key"])
+        if not isinstance(payload, dict):
+            raise _HttpError(400, ["Assign requires a user object."])
+        field = "accountId" if self.flavor == "cloud" else "name"
+        if payload.get(field) is None:
+            user = None
+        else:
+            user = self._find_user({field: payload[field]})
+            if user is None or user.name in self.unassignable:
+                who = payload[field]
+                raise _HttpError(
+                    400, errors={"assignee": f"User '{who}' cannot be assigned issues."}
+                )
+        issue.assignee = user
+        issue.updated = self.clock()
+        self._changed()
         return 204, None
 
     def _get_comments(

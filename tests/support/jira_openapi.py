@@ -98,6 +98,17 @@ CORRECTIONS: tuple[Correction, ...] = (
     ),
     Correction(
         flavor="dc",
+        pointer="/paths/~1api~12~1user~1assignable~1search/get/responses/200/content/"
+        "application~1json/schema",
+        replacement={"type": "array", "items": {"$ref": "#/components/schemas/UserBean"}},
+        reason="GET /api/2/user/assignable/search returns a JSON array of users (its own "
+        "description: 'Returns a list of users'); the schema declares a single UserBean.",
+        check_schema="/paths/~1api~12~1user~1assignable~1search/get/responses/200/content/"
+        "application~1json/schema",
+        example=[{"name": "mia", "displayName": "Mia Krystof", "emailAddress": "mia@example.com"}],
+    ),
+    Correction(
+        flavor="dc",
         pointer="/components/schemas/IssueBean/properties/fields/additionalProperties",
         replacement={},
         reason="Issue field values are strings (summary), arrays (labels), numbers or null; the "
