@@ -3,7 +3,8 @@
 Top to bottom: push first (new issues for email-born cases, users' replies as comments, users'
 feedback as transitions), so that the pull right after reads our new issues back as their
 baseline; then pull page by page, one task per page (one transaction: cases, ledger, feedback
-requests, watermark). A page that fails (429/503 after the bounded retries, 401/403) fails the
+requests, watermark); then the owners the rules gave the pull's new cases become their issues'
+assignees (not for a first import: the project's history). A page that fails (429/503 after the bounded retries, 401/403) fails the
 flow with the connector's message; what was committed stays, and the next run resumes from the
 stored watermark.
 """
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 from connectors.jira_client import JiraClient, JiraSearchResult
 from connectors.store import CaseStore
-from flows.jira_push import JiraPushContext, JiraPushReport, push
+from flows.jira_push import JiraPushContext, JiraPushReport, assign_owners, push
 from flows.jira_sync import JiraPull, JiraSyncContext, JiraSyncReport
 from flows.runtime import build_jira_client, open_store, sender_identity
 from flows.settings import Settings, load_settings
@@ -83,6 +84,14 @@ def push_pending(store: CaseStore, client: JiraClient, context: JiraPushContext)
 
 
 @task(cache_policy=NONE)
+def assign_new_cases(
+    store: CaseStore, client: JiraClient, context: JiraPushContext, pulled: JiraSyncReport
+) -> JiraPushReport:
+    """Make the owners the rules gave the pull's new cases their issues' assignees."""
+    return assign_owners(store, client, context, pulled.new_cases)
+
+
+@task(cache_policy=NONE)
 def apply_page(puller: JiraPull, page: list[JiraSearchResult]) -> JiraSyncReport:
     """Apply one page of issues to the cases and move the watermark, in one transaction."""
     return puller.apply_page(page)
@@ -104,6 +113,11 @@ def jira_flow(config: str | None = None) -> JiraReport:
             for page in puller.pages():
                 pulled.merge(apply_page(puller, page))
             pulled.requests = client.request_count - before
+            if pulled.new_cases:
+                assigned = assign_new_cases(store, client, push_context(settings), pulled)
+                pushed.assigned += assigned.assigned
+                pushed.problems += assigned.problems
+                pushed.requests += assigned.requests
     finally:
         store.close()
     logger.info(

@@ -24,7 +24,7 @@ Every step is safe to repeat after a crash at any point:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,6 +38,7 @@ from connectors.jira_client import (
     JiraUser,
 )
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry
+from flows.jira_push_state import PushState, push_state_name
 from flows.jira_sync import SOURCE, issue_identity, previous_snapshot
 from mapping.case import Case, FeedbackOutcome, LogEntry, LogKind, Priority
 from mapping.jira_issue import (
@@ -54,6 +55,7 @@ __all__ = [
     "JiraPushContext",
     "JiraPushReport",
     "PushState",
+    "assign_owners",
     "by_address",
     "push",
     "push_state_name",
@@ -62,23 +64,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 ISSUE_PROPERTY = "casedesk"
 SCAN_WATERMARK = "jira-push-scan:{project}"
-
-
-def push_state_name(case_number: str) -> str:
-    return f"jira-push:{case_number}"
-
-
-class PushState(BaseModel):
-    """What of one case has reached Jira (kept as a watermark row)."""
-
-    replies: int = Field(default=0, description="EMAIL_IN entries pushed, in log order.")
-    pending: str | None = Field(default=None, description="A comment being posted.")
-    feedback_at: str | None = Field(default=None, description="The feedback last pushed.")
-    owner: str | None = Field(
-        default=None,
-        description="The owner last made the issue's assignee (or found not assignable, or "
-        "left to the assignee a person chose in Jira): not tried again until it changes.",
-    )
 
 
 @dataclass
@@ -128,6 +113,22 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
         _push_feedback(store, client, context, case, report)
     with store.transaction() as tx:
         tx.set_watermark(scan_name, started.isoformat(), now=started)
+    report.requests = client.request_count - before
+    return report
+
+
+def assign_owners(
+    store: CaseStore, client: JiraClient, context: JiraPushContext, numbers: Sequence[str]
+) -> JiraPushReport:
+    """Make the owners of these cases (the new ones a pull just routed) their issues'
+    assignees now, not at the next run's push (which then finds them done)."""
+    report = JiraPushReport()
+    before = client.request_count
+    if context.push_assignments:
+        for number in numbers:
+            case = store.get_case(number)
+            if case.owner is not None and case.source.jira_key is not None:
+                _push_owner(store, client, context, case, report)
     report.requests = client.request_count - before
     return report
 

@@ -42,6 +42,7 @@ from connectors.jira_client import (
 )
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction
 from flows.intake import may_write_to
+from flows.jira_push_state import PushState, push_state_name
 from mapping.case import Case, CaseStatus, LogKind
 from mapping.errors import CasedeskError, ConcurrentUpdate, JiraError
 from mapping.jira_issue import (
@@ -323,6 +324,12 @@ class JiraPull:
             )
             tx.add_case(case, month=case.created_at.astimezone(context.zone).date())
             reason = f"new case from Jira {issue.key}"
+            if not self.incremental and case.owner not in (None, mapped.snapshot.owner):
+                # The project's history: the owner the rules gave an old issue stays in
+                # casedesk, and is not written to Jira (as nobody is mailed about it).
+                assert case.number is not None
+                settled = PushState(owner=case.owner).model_dump_json()
+                tx.set_watermark(push_state_name(case.number), settled, now=now)
         else:
             rounds = resolution_round(case)
             changed = apply_snapshot(case, mapped.snapshot, previous_snapshot(tx, case), at=now)

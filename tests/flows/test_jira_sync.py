@@ -16,7 +16,14 @@ from pydantic import SecretStr
 from connectors.jira_client import JiraClient, JiraConnection, JiraUser
 from connectors.store import CaseStore, LedgerDecision
 from flows.cli import main
-from flows.jira_push import JiraPushContext, by_address, push, push_state_name, reply_ref
+from flows.jira_push import (
+    JiraPushContext,
+    assign_owners,
+    by_address,
+    push,
+    push_state_name,
+    reply_ref,
+)
 from flows.jira_sync import JiraPull, JiraSyncContext, pull, watermark_name
 from flows.routing import CaseRouter
 from flows.runtime import sender_identity
@@ -604,23 +611,40 @@ def assignee(world: World, key: str) -> str | None:
     return None if person is None else person.email
 
 
+def imported(world: World) -> None:
+    """The project's history is imported (SUP-1): later pulls bring new issues (SUP-2 ...)."""
+    world.fake.add_issue("历史问题：上个月的报表")
+    world.pull(rules=PRINTERS)
+    world.clock.advance(minutes=1)
+
+
+def test_the_history_a_first_import_brings_is_not_assigned_in_jira(world: World) -> None:
+    world.fake.add_issue("打印机报错（去年的）")
+    world.pull(rules=PRINTERS)
+    assert world.case_for("SUP-1").owner == "wang.fang@example.cn"  # casedesk's own record
+    world.fake.reset_counts()
+    assert world.push().assigned == [] and world.fake.total_requests == 0
+    assert assignee(world, "SUP-1") is None
+
+
 def test_the_rules_owner_becomes_the_assignee_and_is_not_read_back_as_a_change(
     world: World,
 ) -> None:
+    imported(world)
     world.fake.add_issue("打印机报错，无法打印")
     if world.fake.flavor == "cloud":
         world.fake.hidden_emails.add("wang.fang@example.cn")  # her privacy settings
     world.pull(rules=PRINTERS)
-    number = world.case_for("SUP-1").number
-    assert world.case_for("SUP-1").owner == "wang.fang@example.cn"
+    number = world.case_for("SUP-2").number
+    assert world.case_for("SUP-2").owner == "wang.fang@example.cn"
 
     world.clock.advance(minutes=1)
     report = world.push()
-    assert assignee(world, "SUP-1") == "wang.fang@example.cn"
+    assert assignee(world, "SUP-2") == "wang.fang@example.cn"
     shown = "王芳" if world.fake.flavor == "cloud" else "wang.fang@example.cn"
-    assert report.assigned == [f"SUP-1 -> {shown} ({number})"] and report.problems == []
-    case = world.case_for("SUP-1")
-    assert "assigned Jira issue SUP-1 to 王芳 (wang.fang@example.cn)" in [
+    assert report.assigned == [f"SUP-2 -> {shown} ({number})"] and report.problems == []
+    case = world.case_for("SUP-2")
+    assert "assigned Jira issue SUP-2 to 王芳 (wang.fang@example.cn)" in [
         e.text for e in case.process_log if e.kind is LogKind.ASSIGNMENT
     ]
 
@@ -628,13 +652,28 @@ def test_the_rules_owner_becomes_the_assignee_and_is_not_read_back_as_a_change(
     # (where Jira shows only her name), and nothing is "changed in Jira".
     world.clock.advance(minutes=1)
     world.pull(rules=PRINTERS)
-    case = world.case_for("SUP-1")
+    case = world.case_for("SUP-2")
     assert case.owner == "wang.fang@example.cn"
     assert not [e for e in case.process_log if e.text.startswith("changed in Jira")]
 
     world.fake.reset_counts()
     assert world.push().assigned == []
     assert world.fake.total_requests == 0  # settled: Jira is not asked again
+
+
+def test_the_run_assigns_the_new_cases_of_its_pull_at_once(world: World) -> None:
+    imported(world)
+    world.fake.add_issue("打印机报错")
+    world.fake.add_issue("How do I export a report?")  # no owner: nothing to do
+    pulled = world.pull(rules=PRINTERS)
+    with world.client() as client:
+        report = assign_owners(world.store, client, world.push_context(), pulled.new_cases)
+    assert assignee(world, "SUP-2") == "wang.fang@example.cn"
+    # The issue, the user, the assignment; and the site's fields, once for a new client.
+    assert report.requests == 4
+    assert world.fake.count("PUT", f"/rest/api/{world.fake.api_version}/issue/SUP-2/assignee") == 1
+    world.fake.reset_counts()
+    assert world.push().assigned == [] and world.fake.count("PUT") == 0  # done already
 
 
 def test_an_email_case_is_created_and_assigned_in_one_push(world: World) -> None:
@@ -653,51 +692,54 @@ def test_an_email_case_is_created_and_assigned_in_one_push(world: World) -> None
 
 
 def test_a_person_who_assigned_the_issue_in_jira_meanwhile_keeps_it(world: World) -> None:
+    imported(world)
     world.fake.add_issue("打印机报错")
     world.pull(rules=PRINTERS)
     sam = world.fake.people[4]
     world.clock.advance(minutes=1)
-    world.fake.issues["SUP-1"].assignee = sam  # the dispatcher, in Jira, before our push
-    world.fake.touch("SUP-1")
+    world.fake.issues["SUP-2"].assignee = sam  # the dispatcher, in Jira, before our push
+    world.fake.touch("SUP-2")
 
     report = world.push()
-    assert assignee(world, "SUP-1") == sam.email
+    assert assignee(world, "SUP-2") == sam.email
     assert report.assigned == [] and world.fake.count("PUT") == 0
     world.clock.advance(minutes=1)
     world.pull(rules=PRINTERS)
-    assert world.case_for("SUP-1").owner == sam.email  # the person's choice reaches the case
+    assert world.case_for("SUP-2").owner == sam.email  # the person's choice reaches the case
     world.fake.reset_counts()
     world.push()
     assert world.fake.count("PUT") == 0
 
 
 def test_an_assignment_that_died_before_it_was_recorded_is_not_made_twice(world: World) -> None:
+    imported(world)
     world.fake.add_issue("打印机报错")
     world.pull(rules=PRINTERS)
     # A run assigned the issue and died before recording it.
-    world.fake.issues["SUP-1"].assignee = world.fake.people[2]
+    world.fake.issues["SUP-2"].assignee = world.fake.people[2]
     world.fake.reset_counts()
 
     report = world.push()
     assert report.assigned and world.fake.count("PUT") == 0
     world.clock.advance(minutes=1)
     world.pull(rules=PRINTERS)
-    case = world.case_for("SUP-1")
+    case = world.case_for("SUP-2")
     assert case.owner == "wang.fang@example.cn"
     assert not [e for e in case.process_log if e.text.startswith("changed in Jira")]
 
 
 def test_an_owner_jira_cannot_assign_is_noted_once(world: World) -> None:
+    imported(world)
     world.fake.add_issue("打印机报错")
     world.fake.unassignable.add("wang.fang")
     world.pull(rules=PRINTERS)
 
     report = world.push()
     [problem] = report.problems
-    assert "owner wang.fang@example.cn is not the assignee of Jira issue SUP-1" in problem
+    assert "owner wang.fang@example.cn is not the assignee of Jira issue SUP-2" in problem
     assert "[jira] accounts" in problem
-    assert assignee(world, "SUP-1") is None
-    notes = [e.text for e in world.case_for("SUP-1").process_log if e.kind is LogKind.NOTE]
+    assert assignee(world, "SUP-2") is None
+    notes = [e.text for e in world.case_for("SUP-2").process_log if e.kind is LogKind.NOTE]
     assert any("is not the assignee" in text for text in notes)
 
     world.fake.reset_counts()
@@ -705,13 +747,14 @@ def test_an_owner_jira_cannot_assign_is_noted_once(world: World) -> None:
 
 
 def test_accounts_name_people_jira_does_not_find_by_their_address(world: World) -> None:
+    imported(world)
     # Her address in casedesk is one Jira does not know.
     rules = printers("fang.wang@corp.example")
     world.fake.add_issue("打印机报错")
     world.pull(rules=rules)
     unknown = world.push()
     assert "Jira finds no user with the address fang.wang@corp.example" in unknown.problems[0]
-    assert assignee(world, "SUP-1") is None
+    assert assignee(world, "SUP-2") is None
 
     # The lead names her Jira account: the next case is assigned.
     wang = world.fake.people[2]
@@ -720,15 +763,16 @@ def test_accounts_name_people_jira_does_not_find_by_their_address(world: World) 
     world.fake.add_issue("打印机又报错")
     world.pull(rules=rules)
     report = world.push(accounts={"fang.wang@corp.example": account})
-    assert report.problems == [] and assignee(world, "SUP-2") == wang.email
+    assert report.problems == [] and assignee(world, "SUP-3") == wang.email
 
 
 def test_no_assignment_is_written_when_turned_off(world: World) -> None:
+    imported(world)
     world.fake.add_issue("打印机报错")
     world.pull(rules=PRINTERS)
     world.fake.reset_counts()
     assert world.push(push_assignments=False).assigned == []
-    assert world.fake.total_requests == 0 and assignee(world, "SUP-1") is None
+    assert world.fake.total_requests == 0 and assignee(world, "SUP-2") is None
 
 
 # -- one real Prefect run -----------------------------------------------------------------------
