@@ -868,8 +868,11 @@ class JiraClient:
         components: Sequence[str] = (),
         issue_type: str = "Task",
         custom: Mapping[str, Any] | None = None,
+        assignee: str | None = None,
     ) -> JiraIssueRef:
-        """Create an issue in the project; ``custom`` maps custom field names to values."""
+        """Create an issue in the project; ``custom`` maps custom field names to values;
+        ``assignee`` is an account (see `account`): without one, Jira applies the project's
+        default assignee, if it has one."""
         values: dict[str, Any] = {"summary": summary, "description": description}
         if priority:
             values["priority"] = priority
@@ -881,6 +884,8 @@ class JiraClient:
         fields = self._field_values(values)
         fields["project"] = {"key": self.connection.project}
         fields["issuetype"] = {"name": issue_type}
+        if assignee is not None:
+            fields["assignee"] = self._user_ref(assignee)
         # Retried on 429/503 like any call: Jira sends those before doing any work, so a
         # retry does not create the issue twice.
         data = self._request("POST", "issue", body={"fields": fields})
@@ -934,24 +939,30 @@ class JiraClient:
             )
 
     def assignable_users(
-        self, key: str, *, address: str | None = None, account: str | None = None
+        self,
+        key: str | None = None,
+        *,
+        project: str | None = None,
+        address: str | None = None,
+        account: str | None = None,
     ) -> list[JiraUser]:
-        """The users `key` can be assigned to that have this email `address`, or this
-        `account` (see `account`): at most 20, in one request.
+        """The users issue `key` (or a new issue of `project`) can be assigned to that have
+        this email `address`, or this `account` (see `account`): at most 20, in one request.
 
         Cloud matches an address against display names and addresses (as a prefix), even
         where a person's privacy settings leave the address out of the answer; Data Center
         matches usernames, names and addresses."""
-        if (address is None) == (account is None):
-            raise ValueError("give an address or an account")
+        if (address is None) == (account is None) or (key is None) == (project is None):
+            raise ValueError("give an issue key or a project, and an address or an account")
         if self.connection.flavor == "cloud":
             params = {"query": address} if address is not None else {"accountId": account}
         else:
             params = {"username": address if address is not None else account}
+        where = {"issueKey": key} if key is not None else {"project": project}
         data = self._request(
             "GET",
             "user/assignable/search",
-            params={**params, "issueKey": key, "maxResults": 20},
+            params={**params, **where, "maxResults": 20},
             key=key,
         )
         users = [JiraUser.from_raw(raw) for raw in data] if isinstance(data, list) else []
@@ -962,10 +973,12 @@ class JiraClient:
         (Data Center)."""
         return user.account_id if self.connection.flavor == "cloud" else user.name
 
+    def _user_ref(self, account: str) -> dict[str, str]:
+        return {"accountId" if self.connection.flavor == "cloud" else "name": account}
+
     def assign(self, key: str, account: str) -> None:
         """Make the user with this `account` (see `account`) the issue's assignee."""
-        field = "accountId" if self.connection.flavor == "cloud" else "name"
-        self._request("PUT", f"issue/{key}/assignee", body={field: account}, key=key)
+        self._request("PUT", f"issue/{key}/assignee", body=self._user_ref(account), key=key)
         log.info("Jira issue %s: assigned", key)
 
     def set_property(self, key: str, name: str, value: Any) -> None:

@@ -4,9 +4,9 @@ Top to bottom: push first (new issues for email-born cases, users' replies as co
 feedback as transitions), so that the pull right after reads our new issues back as their
 baseline; then pull page by page, one task per page (one transaction: cases, ledger, feedback
 requests, watermark); then the owners the rules gave the pull's new cases become their issues'
-assignees (not for a first import: the project's history). A page that fails (429/503 after the bounded retries, 401/403) fails the
-flow with the connector's message; what was committed stays, and the next run resumes from the
-stored watermark.
+assignees (not for a first import: the project's history). A page that fails (429/503 after
+the bounded retries, 401/403) fails the flow with the connector's message; what was committed
+stays, and the next run resumes from the stored watermark.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ def jira_flow(config: str | None = None) -> JiraReport:
             before = client.request_count
             for page in puller.pages():
                 pulled.merge(apply_page(puller, page))
+            puller.finish()
             pulled.requests = client.request_count - before
             if pulled.new_cases:
                 assigned = assign_new_cases(store, client, push_context(settings), pulled)

@@ -14,11 +14,14 @@ Every step is safe to repeat after a crash at any point:
   no longer offers (the issue already moved) is reported, not retried forever.
 - The owner casedesk chose (the rules' assignment, process step 2) becomes the issue's
   assignee, found among the users Jira lets the issue be assigned to by the owner's address
-  (or by the account `[jira] accounts` names for it). The issue is read first: an assignee a
-  person set in Jira since we last read it stands (the next pull brings it to the case), and
-  one that already is our owner (a run that died after assigning) is only recorded. What we
-  wrote is recorded as the issue's last known version, so the next pull does not read our own
-  assignment back as a person's change. An owner Jira cannot assign is noted on the case once.
+  (or by the account `[jira.accounts]` names for it): an email-born case's issue is created
+  with it; an issue without an assignee gets it. Jira's assignee always stands (a person's, or
+  the project's default): the issue is read first, and an assignee that already is our owner
+  (a run that died after assigning) is only recorded. What we wrote is recorded as the issue's
+  last known version, so the next pull does not read our own assignment back as a person's
+  change. An owner Jira cannot assign, or an issue it refuses to assign (gone, a permission
+  missing), is a note on the case and a problem line, once; the other cases go on. Resolved
+  and closed cases, and a first import's history (`flows/jira_sync.py`), are left alone.
 """
 
 from __future__ import annotations
@@ -33,17 +36,18 @@ from pydantic import BaseModel, Field
 from connectors.jira_client import (
     JiraClient,
     JiraIssueRef,
+    JiraNotFoundError,
     JiraRequestError,
     JiraTransitionError,
     JiraUser,
 )
-from connectors.store import CaseStore, LedgerDecision, LedgerEntry
+from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction
 from flows.jira_push_state import PushState, push_state_name
 from flows.jira_sync import SOURCE, issue_identity, previous_snapshot
-from mapping.case import Case, FeedbackOutcome, LogEntry, LogKind, Priority
+from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority
+from mapping.errors import JiraAuthError, JiraError
 from mapping.jira_issue import (
     JiraMapping,
-    JiraSnapshot,
     case_label,
     created_issue_snapshot,
     map_issue,
@@ -171,11 +175,21 @@ def _create_issue(
     priority_name = context.priority_names.get(case.priority)
     description = issue_description(case)
     existing = client.find_issue_by_label(label)
+    assignee: JiraUser | None = None
+    problem = None
     if existing is not None:
         ref = JiraIssueRef(key=existing.key, id=existing.id)
         report.found_existing.append(f"{number} -> {ref.key}")
         how = f"found Jira issue {ref.key} by its label {label} (created by an earlier run)"
     else:
+        if context.push_assignments and case.owner is not None:
+            # Created with its assignee: else Jira gives it the project's default assignee.
+            try:
+                assignee, why = _find_assignee(client, context, case.owner, project=context.project)
+            except _REFUSALS as error:
+                why = _refusal(error)
+            if assignee is None:
+                problem = f"owner {case.owner} is not the assignee of the new Jira issue: {why}"
         ref = client.create_issue(
             case.subject,
             description,
@@ -183,9 +197,13 @@ def _create_issue(
             labels=labels,
             components=context.create_components,
             issue_type=context.issue_type,
+            assignee=None if assignee is None else client.account(assignee),
         )
         report.created.append(f"{number} -> {ref.key}")
         how = f"created Jira issue {ref.key}"
+        if assignee is not None:
+            how += f" assigned to {assignee.display_name or person_id(assignee)} ({case.owner})"
+            report.assigned.append(f"{ref.key} -> {person_id(assignee)} ({number})")
     client.set_property(ref.key, ISSUE_PROPERTY, {"case": number})
     snapshot = created_issue_snapshot(
         ref.key,
@@ -197,12 +215,18 @@ def _create_issue(
         issue_type=context.issue_type,
         mapping=context.mapping,
     )
+    if assignee is not None:
+        snapshot = snapshot.model_copy(update={"owner": person_id(assignee)})
     now = context.clock()
     with store.transaction() as tx:
         case = tx.get_case(number)
         case.source = case.source.model_copy(update={"jira_key": ref.key, "jira_id": ref.id})
         case.log(LogKind.NOTE, how, at=now, source_ref=issue_identity(ref.key))
+        if problem is not None:
+            case.log(LogKind.NOTE, problem, at=now)
         tx.save_case(case)
+        if assignee is not None or problem is not None:
+            _settle(tx, number, case.owner, now)  # tried once, with the issue's creation
         tx.record(
             LedgerEntry(
                 source=SOURCE,
@@ -217,6 +241,9 @@ def _create_issue(
             )
         )
     logger.info("case %s: %s", number, how)
+    if problem is not None:
+        report.problems.append(f"{number}: {problem}")
+        logger.warning("case %s: %s", number, problem)
 
 
 # -- replies and feedback ----------------------------------------------------------------------
@@ -305,53 +332,45 @@ def _push_owner(
     case: Case,
     report: JiraPushReport,
 ) -> None:
-    """Make the case's owner the issue's assignee, unless Jira has them already (they came
-    from there) or a person assigned the issue in Jira since we last read it."""
+    """Make the case's owner the assignee of its issue when the issue has none. Jira's
+    assignee always stands: a person's (before the rules ran, with an `override_manual` rule
+    too, or since we last read the issue) or the project's default; the next pull brings a
+    change of it to the case."""
     owner, number, key = case.owner, case.number, case.source.jira_key
     assert owner is not None and number is not None and key is not None
-    state = _state(store, number)
-    if state.owner == owner:
-        return  # done (or found not assignable, or left to a person's choice) for this owner
+    if case.status in _FINISHED:
+        return  # resolved or closed: nobody works on it any more
+    if _state(store, number).owner == owner:
+        return  # done (or found not assignable, or left to Jira's assignee) for this owner
     with store.transaction() as tx:
         previous = previous_snapshot(tx, case)
     if previous is not None and previous.owner == owner:
         return  # the owner came from Jira's assignee
-    issue = client.get_issue(key)
-    current = person_id(issue.assignee)
-    account = context.accounts.get(owner.casefold())
-    if account is not None:
-        found = client.assignable_users(key, account=account)
-        user = next((u for u in found if client.account(u) == account), None)
-        why = (
-            f"the Jira account {account!r} that [jira] accounts names for {owner} cannot be "
-            f"assigned {key}"
-        )
-    else:
-        user, why = by_address(owner, key, client.assignable_users(key, address=owner))
-        why += "; name their Jira account under [jira] accounts"
     now = context.clock()
-    if current is not None and current != person_id(user) and current != _known_owner(previous):
-        # A person assigned the issue in Jira since we last read it: theirs stands.
-        _settle(store, number, state, owner, now)
-        logger.info("case %s: %s was assigned to %s in Jira; not changed", number, key, current)
-        return
-    if user is None:
-        problem = f"owner {owner} is not the assignee of Jira issue {key}: {why}"
-        _note(store, number, problem, now)
-        _settle(store, number, state, owner, now)
+    try:
+        issue = client.get_issue(key)
+        current = person_id(issue.assignee)
+        user, why = _find_assignee(client, context, owner, key=key)
+        shown = None if user is None else person_id(user)
+        if current is not None and current != shown:
+            with store.transaction() as tx:
+                _settle(tx, number, owner, now)
+            logger.info("case %s: %s is assigned to %s in Jira; left so", number, key, current)
+            return
+        if user is None:
+            raise _Unassignable(why)
+        if current is None:  # else a run assigned it and died before recording it
+            client.assign(key, client.account(user) or "")
+    except _NOT_ASSIGNED as error:
+        problem = f"owner {owner} is not the assignee of Jira issue {key}: {_refusal(error)}"
+        with store.transaction() as tx:
+            case = tx.get_case(number)
+            case.log(LogKind.NOTE, problem, at=now)
+            tx.save_case(case)
+            _settle(tx, number, owner, now)
         report.problems.append(f"{number}: {problem}")
         logger.warning("case %s: %s", number, problem)
         return
-    shown = person_id(user)
-    if current != shown:
-        try:
-            client.assign(key, client.account(user) or "")
-        except JiraRequestError as error:  # e.g. the assignee field is not on the issue's screen
-            _note(store, number, f"owner {owner} is not the assignee of {key}: {error}", now)
-            _settle(store, number, state, owner, now)
-            report.problems.append(f"{number}: {error}")
-            logger.warning("case %s: %s", number, error)
-            return
     markup = markup_for(client.connection.flavor)
     base = previous or map_issue(issue, context.mapping, markup=markup).snapshot
     how = f"assigned Jira issue {key} to {user.display_name or shown} ({owner})"
@@ -374,39 +393,83 @@ def _push_owner(
                 },
             )
         )
-    _settle(store, number, state, owner, now)
+        _settle(tx, number, owner, now)
     report.assigned.append(f"{key} -> {shown} ({number})")
     logger.info("case %s: %s", number, how)
 
 
-def by_address(address: str, key: str, users: list[JiraUser]) -> tuple[JiraUser | None, str]:
-    """The user of `users` (those `key` can be assigned to, found by `address`) with that
-    address, or None and why. Where Jira hides addresses (Cloud privacy settings), a search
-    that found exactly one user found them by their address."""
+#: A case in these states is history: its owner is not written to Jira.
+_FINISHED = frozenset({CaseStatus.RESOLVED, CaseStatus.CLOSED})
+
+
+class _Unassignable(Exception):
+    """Jira has no user (or several) to assign for the owner; the message says why."""
+
+
+#: What Jira may answer one case's assignment with, without stopping the rest of the push:
+#: the issue gone (404), a permission casedesk's account lacks (401/403), a refusal (400).
+_REFUSALS: tuple[type[JiraError], ...] = (JiraNotFoundError, JiraAuthError, JiraRequestError)
+_NOT_ASSIGNED: tuple[type[Exception], ...] = (_Unassignable, *_REFUSALS)
+
+
+def _refusal(error: Exception) -> str:
+    if isinstance(error, JiraNotFoundError):
+        return "Jira does not show the issue to casedesk's account (deleted, or moved)"
+    if isinstance(error, JiraAuthError):
+        return (
+            "Jira refused casedesk's account (it needs the Assign Issues and Browse users "
+            "permissions in the project)"
+        )
+    return str(error)
+
+
+def _find_assignee(
+    client: JiraClient,
+    context: JiraPushContext,
+    owner: str,
+    *,
+    key: str | None = None,
+    project: str | None = None,
+) -> tuple[JiraUser | None, str]:
+    """The user issue `key` (or a new issue of `project`) can be assigned to for `owner`:
+    by the account `[jira.accounts]` names for them, else by their address; or None, and
+    why."""
+    where = key or f"issues of project {project}"
+    account = context.accounts.get(owner.casefold())
+    if account is not None:
+        found = client.assignable_users(key, project=project, account=account)
+        wanted = account.casefold()  # Data Center usernames are case-insensitive
+        user = next((u for u in found if (client.account(u) or "").casefold() == wanted), None)
+        why = f"the Jira account {account!r} that [jira.accounts] names for {owner} cannot be "
+        return user, f"{why}assigned {where}"
+    users = client.assignable_users(key, project=project, address=owner)
+    user, why = by_address(owner, where, users)
+    return user, f"{why}; name their Jira account under [jira.accounts]"
+
+
+def by_address(address: str, where: str, users: list[JiraUser]) -> tuple[JiraUser | None, str]:
+    """The user of `users` (those an issue can be assigned to, found by `address`) with that
+    address, or None and why (`where`: the issue, for the message). Where Jira hides or masks
+    addresses (privacy settings), a search that found exactly one user found them by their
+    address."""
     wanted = address.casefold()
     exact = [user for user in users if user.email and user.email.casefold() == wanted]
+    # Cloud leaves a hidden address out; Data Center may mask it ("mia at example dot com").
+    hidden = [user for user in users if not user.email or "@" not in user.email]
     if len(exact) == 1:
         return exact[0], ""
-    if not exact and len(users) == 1 and not users[0].email:
+    if not exact and len(users) == 1 and hidden:
         return users[0], ""
     if len(exact) > 1:
         return None, f"{len(exact)} Jira users have the address {address}"
-    if any(not user.email for user in users):
+    if hidden:
         return None, f"Jira finds {len(users)} users for {address} and shows not all addresses"
-    return None, f"Jira finds no user with the address {address} who can be assigned {key}"
+    return None, f"Jira finds no user with the address {address} who can be assigned {where}"
 
 
-def _known_owner(previous: JiraSnapshot | None) -> str | None:
-    return None if previous is None else previous.owner
-
-
-def _note(store: CaseStore, number: str, text: str, now: datetime) -> None:
-    with store.transaction() as tx:
-        case = tx.get_case(number)
-        case.log(LogKind.NOTE, text, at=now)
-        tx.save_case(case)
-
-
-def _settle(store: CaseStore, number: str, state: PushState, owner: str, now: datetime) -> None:
+def _settle(tx: StoreTransaction, number: str, owner: str | None, now: datetime) -> None:
+    """Record that the case's owner is done with, in the transaction that did it."""
+    stored = tx.get_watermark(push_state_name(number))
+    state = PushState.model_validate_json(stored) if stored else PushState()
     state.owner = owner
-    _save_state(store, number, state, now)
+    tx.set_watermark(push_state_name(number), state.model_dump_json(), now=now)

@@ -86,6 +86,15 @@ class RouteHook(Protocol):
     ) -> object: ...
 
 
+#: A first import's state (see `JiraPull.incremental`); installations from before it was kept
+#: have none, and their pulls are incremental once they have a watermark.
+IMPORT_RUNNING, IMPORT_DONE = "running", "done"
+
+
+def import_name(project: str) -> str:
+    return f"jira-import:{project}"
+
+
 def watermark_name(project: str) -> str:
     return f"jira:{project}"
 
@@ -184,8 +193,12 @@ class JiraPull:
         self.start_watermark = datetime.fromisoformat(stored) if stored else None
         self._high = self.start_watermark
         self._read: set[str] = set()  # locations of the versions read in this run
-        # An initial import brings in history: issues resolved long ago get no feedback request.
-        self.incremental = self.start_watermark is not None
+        # An initial import brings in history: issues resolved long ago get no feedback request,
+        # nobody is mailed, and the owners the rules give old issues are not written to Jira.
+        # It lasts until a pull reads its last page (`finish`): one stopped by a rate limit
+        # goes on as an import in the next run, though the watermark moved with each page.
+        importing = store.watermark(import_name(context.project)) == IMPORT_RUNNING
+        self.incremental = self.start_watermark is not None and not importing
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -257,13 +270,23 @@ class JiraPull:
                     self._apply_safely(tx, result, report)
                 seen.add(location)  # the ledger takes one row per location
             if high is not None:  # a first page of only unreadable results moves nothing
-                tx.set_watermark(
-                    watermark_name(self.context.project), high.isoformat(), now=self.context.clock()
-                )
+                now = self.context.clock()
+                tx.set_watermark(watermark_name(self.context.project), high.isoformat(), now=now)
+                if not self.incremental:
+                    tx.set_watermark(import_name(self.context.project), IMPORT_RUNNING, now=now)
         self._high = high
         report.watermark = None if high is None else high.isoformat()
         report.requests = self.client.request_count - before
         return report
+
+    def finish(self) -> None:
+        """The pull read its last page: a first import is done, and later pulls are
+        incremental. Call it only after `pages()` ran out."""
+        if not self.incremental and self._high is not None:
+            with self.store.transaction() as tx:
+                tx.set_watermark(
+                    import_name(self.context.project), IMPORT_DONE, now=self.context.clock()
+                )
 
     def _apply_safely(self, tx: StoreTransaction, issue: JiraIssue, report: JiraSyncReport) -> None:
         savepoint = tx.connection.begin_nested()
@@ -393,5 +416,6 @@ def pull(store: CaseStore, client: JiraClient, context: JiraSyncContext) -> Jira
     before = client.request_count
     for page in puller.pages():
         report.merge(puller.apply_page(page))
+    puller.finish()
     report.requests = client.request_count - before
     return report

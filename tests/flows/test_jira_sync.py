@@ -594,12 +594,15 @@ def test_feedback_transitions_the_issue(
 # -- the owner becomes the assignee ------------------------------------------------------------
 
 
-def printers(owner: str = "wang.fang@example.cn") -> RuleSet:
-    """Printer reports go to `owner` (by default 王芳, the fake's `wang.fang`)."""
+def printers(owner: str = "wang.fang@example.cn", *, override: bool = False) -> RuleSet:
+    """Printer reports go to `owner` (by default 王芳, the fake's `wang.fang`); with
+    `override`, even on issues a person triaged."""
     text = (
         '[[rule]]\nid = "printers"\nwhen.keywords = ["打印机"]\n'
         f'then.problem_type = "system_fault"\nthen.owner = "{owner}"\n'
     )
+    if override:
+        text += "override_manual = true\n"
     return parse_rules(text, source="printers.toml")
 
 
@@ -609,6 +612,13 @@ PRINTERS = printers()
 def assignee(world: World, key: str) -> str | None:
     person = world.fake.issues[key].assignee
     return None if person is None else person.email
+
+
+def assignments(world: World) -> int:
+    """How many times the fake was asked to assign an issue."""
+    return sum(
+        n for (m, p), n in world.fake.requests.items() if (m, p[-9:]) == ("PUT", "/assignee")
+    )
 
 
 def imported(world: World) -> None:
@@ -671,9 +681,9 @@ def test_the_run_assigns_the_new_cases_of_its_pull_at_once(world: World) -> None
     assert assignee(world, "SUP-2") == "wang.fang@example.cn"
     # The issue, the user, the assignment; and the site's fields, once for a new client.
     assert report.requests == 4
-    assert world.fake.count("PUT", f"/rest/api/{world.fake.api_version}/issue/SUP-2/assignee") == 1
+    assert assignments(world) == 1
     world.fake.reset_counts()
-    assert world.push().assigned == [] and world.fake.count("PUT") == 0  # done already
+    assert world.push().assigned == [] and assignments(world) == 0  # done already
 
 
 def test_an_email_case_is_created_and_assigned_in_one_push(world: World) -> None:
@@ -702,25 +712,29 @@ def test_a_person_who_assigned_the_issue_in_jira_meanwhile_keeps_it(world: World
 
     report = world.push()
     assert assignee(world, "SUP-2") == sam.email
-    assert report.assigned == [] and world.fake.count("PUT") == 0
+    assert report.assigned == [] and assignments(world) == 0
     world.clock.advance(minutes=1)
     world.pull(rules=PRINTERS)
     assert world.case_for("SUP-2").owner == sam.email  # the person's choice reaches the case
     world.fake.reset_counts()
     world.push()
-    assert world.fake.count("PUT") == 0
+    assert assignments(world) == 0
 
 
 def test_an_assignment_that_died_before_it_was_recorded_is_not_made_twice(world: World) -> None:
     imported(world)
     world.fake.add_issue("打印机报错")
     world.pull(rules=PRINTERS)
+    if world.fake.flavor == "cloud":
+        world.fake.hidden_emails.add("wang.fang@example.cn")
     # A run assigned the issue and died before recording it.
+    world.clock.advance(minutes=1)
     world.fake.issues["SUP-2"].assignee = world.fake.people[2]
+    world.fake.touch("SUP-2")
     world.fake.reset_counts()
 
     report = world.push()
-    assert report.assigned and world.fake.count("PUT") == 0
+    assert report.assigned and assignments(world) == 0
     world.clock.advance(minutes=1)
     world.pull(rules=PRINTERS)
     case = world.case_for("SUP-2")
@@ -737,7 +751,7 @@ def test_an_owner_jira_cannot_assign_is_noted_once(world: World) -> None:
     report = world.push()
     [problem] = report.problems
     assert "owner wang.fang@example.cn is not the assignee of Jira issue SUP-2" in problem
-    assert "[jira] accounts" in problem
+    assert "[jira.accounts]" in problem
     assert assignee(world, "SUP-2") is None
     notes = [e.text for e in world.case_for("SUP-2").process_log if e.kind is LogKind.NOTE]
     assert any("is not the assignee" in text for text in notes)
@@ -764,6 +778,95 @@ def test_accounts_name_people_jira_does_not_find_by_their_address(world: World) 
     world.pull(rules=rules)
     report = world.push(accounts={"fang.wang@corp.example": account})
     assert report.problems == [] and assignee(world, "SUP-3") == wang.email
+
+
+def test_one_issue_jira_will_not_assign_does_not_stop_the_others(world: World) -> None:
+    imported(world)
+    for n in range(3):
+        world.fake.add_issue(f"打印机报错 {n}")
+    world.pull(rules=PRINTERS)
+    gone = world.fake.issues.pop("SUP-2")  # deleted in Jira
+    world.fake._issues_by_id.pop(str(gone.id), None)
+    api = f"/rest/api/{world.fake.api_version}"
+    world.fake.inject(403, method="PUT", path=f"{api}/issue/SUP-3/assignee")  # no permission
+
+    report = world.push()
+    assert [line.split(": ", 1)[1] for line in report.problems] == [
+        "owner wang.fang@example.cn is not the assignee of Jira issue SUP-2: Jira does not "
+        "show the issue to casedesk's account (deleted, or moved)",
+        "owner wang.fang@example.cn is not the assignee of Jira issue SUP-3: Jira refused "
+        "casedesk's account (it needs the Assign Issues and Browse users permissions in the "
+        "project)",
+    ]
+    assert assignee(world, "SUP-4") == "wang.fang@example.cn"
+    world.fake.reset_counts()
+    assert world.push().problems == [] and world.fake.total_requests == 0  # noted once
+
+
+def test_an_assignee_a_person_chose_before_the_rules_stands_in_jira(world: World) -> None:
+    imported(world)
+    mia = world.fake.people[1]
+    world.fake.add_issue("打印机报错", assignee=mia)
+    world.pull(rules=printers(override=True))
+    assert world.case_for("SUP-2").owner == "wang.fang@example.cn"  # the rule says so
+    report = world.push()
+    assert report.assigned == [] and report.problems == []
+    assert assignee(world, "SUP-2") == mia.email and assignments(world) == 0
+
+
+def test_an_email_case_is_created_with_its_owner_not_the_projects_default(
+    world: World,
+) -> None:
+    sam = world.fake.people[4]
+    world.fake.default_assignee = sam
+    owned = email_case(world.store, world.clock)
+    unowned = email_case(world.store, world.clock, subject="怎么导出报表？")
+    with world.store.transaction() as tx:
+        case = tx.get_case(owned)
+        case.owner = "mia@example.com"
+        tx.save_case(case)
+    report = world.push()
+    assert report.assigned == [f"SUP-1 -> mia@example.com ({owned})"]
+    assert assignee(world, "SUP-1") == "mia@example.com"
+    assert assignee(world, "SUP-2") == sam.email  # Jira's default, for the case nobody owns
+    assert assignments(world) == 0  # created so, no second request
+    world.clock.advance(minutes=1)
+    world.pull()
+    assert world.store.get_case(owned).owner == "mia@example.com"
+    # The case nobody owned has Jira's default assignee now: Jira's choice, like a person's.
+    assert world.store.get_case(unowned).owner == sam.email
+    assert world.push().assigned == []
+
+
+def test_an_interrupted_first_import_is_still_history_on_the_next_run(world: World) -> None:
+    world.settings.outgoing.lead_address = "lead@example.com"
+    for n in range(4):
+        world.fake.add_issue(f"打印机报错（旧）{n}")
+    with world.client() as client:
+        puller = JiraPull(world.store, client, world.sync_context(page_size=2, rules=PRINTERS))
+        pages = puller.pages()
+        puller.apply_page(next(pages))  # then a rate limit stopped the run
+        pages.close()
+    world.clock.advance(minutes=1)
+    world.pull(page_size=2, rules=PRINTERS)  # the import goes on, and ends
+    assert len(world.store.list_cases()) == 4
+    world.fake.reset_counts()
+    assert world.push().assigned == [] and world.fake.total_requests == 0
+    assert world.store.outbox_items() == []  # nobody mailed about the history
+
+    world.clock.advance(minutes=1)
+    world.fake.add_issue("打印机又报错")  # after the import: a new report
+    world.pull(page_size=2, rules=PRINTERS)
+    assert world.push().assigned and assignee(world, "SUP-5") == "wang.fang@example.cn"
+
+
+def test_a_resolved_case_is_not_assigned_in_jira(world: World) -> None:
+    imported(world)
+    world.fake.add_issue("打印机报错", status="Done")
+    world.pull(rules=PRINTERS)
+    assert world.case_for("SUP-2").status is CaseStatus.RESOLVED
+    world.fake.reset_counts()
+    assert world.push().assigned == [] and assignments(world) == 0
 
 
 def test_no_assignment_is_written_when_turned_off(world: World) -> None:
@@ -813,9 +916,15 @@ def test_the_jira_sync_command(
 ) -> None:
     with FakeJira("dc", validate=True, time_zone="UTC") as fake:
         fake.add_issues(3)
+        rules = tmp_path / "rules.toml"
+        rules.write_text(
+            '[[rule]]\nid = "printers"\nwhen.keywords = ["打印机"]\n'
+            'then.owner = "wang.fang@example.cn"\n',
+            encoding="utf-8",
+        )
         config = tmp_path / "casedesk.toml"
         config.write_text(
-            f'database_url = "sqlite:///{tmp_path}/cases.db"\n'
+            f'database_url = "sqlite:///{tmp_path}/cases.db"\nrules_path = "{rules}"\n'
             "[jira]\n"
             f'enabled = true\nurl = "{fake.url}"\nflavor = "dc"\n'
             f'token = "{fake.token}"\nproject = "SUP"\ntime_zone = "UTC"\n',
@@ -823,8 +932,14 @@ def test_the_jira_sync_command(
         )
         assert main(["jira", "sync", "--config", str(config)]) == 0
         assert "3 new cases" in capsys.readouterr().out
+        printer = fake.add_issue("打印机卡纸")  # after the first import: assigned in this run
         assert main(["jira", "sync", "--config", str(config)]) == 0
-        assert "0 new cases" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "1 new cases" in out and "1 assigned" in out
+        assert printer.assignee is not None and printer.assignee.name == "wang.fang"
+        assert main(["jira", "sync", "--config", str(config)]) == 0
+        out = capsys.readouterr().out
+        assert "0 new cases" in out and "0 assigned" in out
         assert fake.contract_violations == []
 
     disabled = tmp_path / "off.toml"

@@ -359,6 +359,8 @@ class FakeJira:
         self.hidden_emails: set[str] = set()
         #: Users the project does not let issues be assigned to (by username).
         self.unassignable: set[str] = set()
+        #: The project's default assignee: a new issue created without one gets them.
+        self.default_assignee: FakeUser | None = None
         self.add_project(project, "Support")
         self.add_custom_field("Customer Email", "string")
         self.add_custom_field("Case Number", "string")
@@ -1316,7 +1318,7 @@ class FakeJira:
             issuetype=issuetype,
             labels=changes.get("labels", []),
             components=changes.get("components", []),
-            assignee=changes.get("assignee"),
+            assignee=changes.get("assignee", self.default_assignee),
             reporter=self.me,
             created=None,
             updated=None,
@@ -1375,6 +1377,8 @@ class FakeJira:
             self._get_issue_or_404(keys[0])
         elif not projects:
             raise _HttpError(400, ["Specify an issue key, issue id or project."])
+        elif projects[0] not in self.projects:
+            raise _HttpError(404, [f"No project could be found with key '{projects[0]}'."])
         if self.flavor == "cloud":
             wanted = (query.get("query") or [""])[0].casefold()
             account = (query.get("accountId") or [None])[0]
