@@ -74,6 +74,7 @@ __all__ = [
     "JiraConnection",
     "JiraConnectionError",
     "JiraError",
+    "JiraForbiddenError",
     "JiraGoneError",
     "JiraIssue",
     "JiraIssueRef",
@@ -132,6 +133,11 @@ class JiraRequestError(JiraError):
 
 class JiraNotFoundError(JiraError):
     """404: no such issue, property or comment (or no permission to see it)."""
+
+
+class JiraForbiddenError(JiraAuthError):
+    """403: Jira knows the user, who lacks a permission this request needs (401, a
+    `JiraAuthError` of its own, is a credential Jira does not accept)."""
 
 
 class JiraGoneError(JiraError):
@@ -526,7 +532,8 @@ class JiraClient:
                 if self.connection.flavor == "cloud"
                 else "check the personal access token"
             )
-            return JiraAuthError(
+            kind = JiraForbiddenError if status == 403 else JiraAuthError
+            return kind(
                 f"Jira at {url} answered {status} to {what} as {who!r}{detail}; {hint} "
                 "and the user's project permissions",
                 url=url,

@@ -30,22 +30,24 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from pydantic import BaseModel, Field
 
 from connectors.jira_client import (
     JiraClient,
+    JiraForbiddenError,
     JiraIssueRef,
     JiraNotFoundError,
     JiraRequestError,
     JiraTransitionError,
     JiraUser,
 )
-from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction
-from flows.jira_push_state import PushState, push_state_name
+from connectors.store import CaseStore, LedgerDecision, LedgerEntry
+from flows.jira_push_state import PushState, push_state_name, settle_owner
 from flows.jira_sync import SOURCE, issue_identity, previous_snapshot
 from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority
-from mapping.errors import JiraAuthError, JiraError
+from mapping.errors import JiraError
 from mapping.jira_issue import (
     JiraMapping,
     case_label,
@@ -68,6 +70,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 ISSUE_PROPERTY = "casedesk"
 SCAN_WATERMARK = "jira-push-scan:{project}"
+ASSIGN_SINCE = "jira-assign-since:{project}"
 
 
 @dataclass
@@ -102,6 +105,7 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     """Push whatever is pending: new issues, replies, feedback. Idempotent across crashes."""
     report = JiraPushReport()
     before = client.request_count
+    since = _assigning_since(store, context)
     if context.push_email_cases:
         for number in _cases_without_issue(store):
             _create_issue(store, client, context, number, report)
@@ -109,12 +113,18 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     scan_from = store.watermark(scan_name)
     started = context.clock()
     for case in _cases_with_issue_changed_since(store, scan_from):
-        if context.push_assignments and case.owner is not None:
+        if context.push_assignments and case.owner is not None and case.created_at >= since:
             _push_owner(store, client, context, case, report)
         if case.feedback is None and not any(e.kind is LogKind.EMAIL_IN for e in case.process_log):
             continue  # nothing of the user's to push: no state to read
-        _push_replies(store, client, context, case, report)
-        _push_feedback(store, client, context, case, report)
+        try:
+            _push_replies(store, client, context, case, report)
+            _push_feedback(store, client, context, case, report)
+        except JiraNotFoundError as error:
+            # The issue is gone (or hidden from us): the others go on; what is pending for
+            # this one is tried again when the case changes.
+            report.problems.append(f"{case.number}: {error}")
+            logger.warning("case %s: %s", case.number, error)
     with store.transaction() as tx:
         tx.set_watermark(scan_name, started.isoformat(), now=started)
     report.requests = client.request_count - before
@@ -129,12 +139,26 @@ def assign_owners(
     report = JiraPushReport()
     before = client.request_count
     if context.push_assignments:
+        since = _assigning_since(store, context)
         for number in numbers:
             case = store.get_case(number)
-            if case.owner is not None and case.source.jira_key is not None:
+            if case.owner and case.source.jira_key and case.created_at >= since:
                 _push_owner(store, client, context, case, report)
     report.requests = client.request_count - before
     return report
+
+
+def _assigning_since(store: CaseStore, context: JiraPushContext) -> datetime:
+    """When casedesk began writing assignees to this project (its first push that could):
+    older cases, imported or created before, keep their owners in casedesk only."""
+    name = ASSIGN_SINCE.format(project=context.project)
+    stored = store.watermark(name)
+    if stored is not None:
+        return datetime.fromisoformat(stored)
+    now = context.clock()
+    with store.transaction() as tx:
+        tx.set_watermark(name, now.isoformat(), now=now)
+    return now
 
 
 # -- which cases -------------------------------------------------------------------------------
@@ -187,23 +211,38 @@ def _create_issue(
             try:
                 assignee, why = _find_assignee(client, context, case.owner, project=context.project)
             except _REFUSALS as error:
-                why = _refusal(error)
+                why = _refusal(error, "the project")
             if assignee is None:
                 problem = f"owner {case.owner} is not the assignee of the new Jira issue: {why}"
-        ref = client.create_issue(
+        create = partial(
+            client.create_issue,
             case.subject,
             description,
             priority=priority_name,
             labels=labels,
             components=context.create_components,
             issue_type=context.issue_type,
-            assignee=None if assignee is None else client.account(assignee),
         )
+        try:
+            ref = create(assignee=None if assignee is None else client.account(assignee))
+        except JiraRequestError as error:
+            if assignee is None:
+                raise
+            # e.g. the assignee field is not on the create screen: created without it (Jira
+            # refused before creating anything).
+            problem = f"owner {case.owner} is not the assignee of the new Jira issue: {error}"
+            assignee = None
+            ref = create(assignee=None)
         report.created.append(f"{number} -> {ref.key}")
         how = f"created Jira issue {ref.key}"
         if assignee is not None:
             how += f" assigned to {assignee.display_name or person_id(assignee)} ({case.owner})"
             report.assigned.append(f"{ref.key} -> {person_id(assignee)} ({number})")
+    jira_owner = None if assignee is None else person_id(assignee)
+    if problem is not None:
+        # Jira gave the issue the project's default assignee, if it has one: that is the
+        # baseline, so the next pull does not take it for a person's choice over the owner.
+        jira_owner = person_id(client.get_issue(ref.key).assignee)
     client.set_property(ref.key, ISSUE_PROPERTY, {"case": number})
     snapshot = created_issue_snapshot(
         ref.key,
@@ -215,8 +254,7 @@ def _create_issue(
         issue_type=context.issue_type,
         mapping=context.mapping,
     )
-    if assignee is not None:
-        snapshot = snapshot.model_copy(update={"owner": person_id(assignee)})
+    snapshot = snapshot.model_copy(update={"owner": jira_owner})
     now = context.clock()
     with store.transaction() as tx:
         case = tx.get_case(number)
@@ -226,7 +264,7 @@ def _create_issue(
             case.log(LogKind.NOTE, problem, at=now)
         tx.save_case(case)
         if assignee is not None or problem is not None:
-            _settle(tx, number, case.owner, now)  # tried once, with the issue's creation
+            settle_owner(tx, number, case.owner, now)  # tried once, with the issue's creation
         tx.record(
             LedgerEntry(
                 source=SOURCE,
@@ -353,9 +391,13 @@ def _push_owner(
         user, why = _find_assignee(client, context, owner, key=key)
         shown = None if user is None else person_id(user)
         if current is not None and current != shown:
+            left = f"Jira issue {key} is assigned to {current}, not the owner {owner}: left so"
             with store.transaction() as tx:
-                _settle(tx, number, owner, now)
-            logger.info("case %s: %s is assigned to %s in Jira; left so", number, key, current)
+                case = tx.get_case(number)
+                case.log(LogKind.NOTE, left, at=now, source_ref=issue_identity(key))
+                tx.save_case(case)
+                settle_owner(tx, number, owner, now)
+            logger.info("case %s: %s", number, left)
             return
         if user is None:
             raise _Unassignable(why)
@@ -367,7 +409,7 @@ def _push_owner(
             case = tx.get_case(number)
             case.log(LogKind.NOTE, problem, at=now)
             tx.save_case(case)
-            _settle(tx, number, owner, now)
+            settle_owner(tx, number, owner, now)
         report.problems.append(f"{number}: {problem}")
         logger.warning("case %s: %s", number, problem)
         return
@@ -393,7 +435,7 @@ def _push_owner(
                 },
             )
         )
-        _settle(tx, number, owner, now)
+        settle_owner(tx, number, owner, now)
     report.assigned.append(f"{key} -> {shown} ({number})")
     logger.info("case %s: %s", number, how)
 
@@ -407,15 +449,20 @@ class _Unassignable(Exception):
 
 
 #: What Jira may answer one case's assignment with, without stopping the rest of the push:
-#: the issue gone (404), a permission casedesk's account lacks (401/403), a refusal (400).
-_REFUSALS: tuple[type[JiraError], ...] = (JiraNotFoundError, JiraAuthError, JiraRequestError)
+#: the issue gone (404), a permission casedesk's account lacks (403), a refusal (400). A 401
+#: (credentials Jira does not accept) stops the run, as everywhere.
+_REFUSALS: tuple[type[JiraError], ...] = (
+    JiraNotFoundError,
+    JiraForbiddenError,
+    JiraRequestError,
+)
 _NOT_ASSIGNED: tuple[type[Exception], ...] = (_Unassignable, *_REFUSALS)
 
 
-def _refusal(error: Exception) -> str:
+def _refusal(error: Exception, what: str = "the issue") -> str:
     if isinstance(error, JiraNotFoundError):
-        return "Jira does not show the issue to casedesk's account (deleted, or moved)"
-    if isinstance(error, JiraAuthError):
+        return f"Jira does not show {what} to casedesk's account (deleted, or moved)"
+    if isinstance(error, JiraForbiddenError):
         return (
             "Jira refused casedesk's account (it needs the Assign Issues and Browse users "
             "permissions in the project)"
@@ -465,11 +512,3 @@ def by_address(address: str, where: str, users: list[JiraUser]) -> tuple[JiraUse
     if hidden:
         return None, f"Jira finds {len(users)} users for {address} and shows not all addresses"
     return None, f"Jira finds no user with the address {address} who can be assigned {where}"
-
-
-def _settle(tx: StoreTransaction, number: str, owner: str | None, now: datetime) -> None:
-    """Record that the case's owner is done with, in the transaction that did it."""
-    stored = tx.get_watermark(push_state_name(number))
-    state = PushState.model_validate_json(stored) if stored else PushState()
-    state.owner = owner
-    tx.set_watermark(push_state_name(number), state.model_dump_json(), now=now)

@@ -1,14 +1,19 @@
 """What of one case has reached Jira: kept per case as a watermark row (`jira-push:<number>`).
 
-The push (`flows/jira_push.py`) reads and writes it; the pull (`flows/jira_sync.py`) writes it
-for the cases a first import brings in, whose owners are not to be written to Jira.
+The push (`flows/jira_push.py`) reads and writes it; the pull (`flows/jira_sync.py`) settles the
+owner of the cases a first import brings in, and of those whose owner came from Jira's
+assignee: they are not to be written to Jira.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
-__all__ = ["PushState", "push_state_name"]
+from connectors.store import StoreTransaction
+
+__all__ = ["PushState", "push_state_name", "settle_owner"]
 
 
 def push_state_name(case_number: str) -> str:
@@ -27,3 +32,13 @@ class PushState(BaseModel):
         "to the assignee a person chose in Jira, or imported with the project's history): not "
         "tried again until it changes.",
     )
+
+
+def settle_owner(tx: StoreTransaction, number: str, owner: str | None, now: datetime) -> None:
+    """Record, in the transaction that did it, that the case's `owner` is done with: made the
+    assignee, found not assignable, left to Jira's assignee, or never to be written (history,
+    or an owner that came from Jira)."""
+    stored = tx.get_watermark(push_state_name(number))
+    state = PushState.model_validate_json(stored) if stored else PushState()
+    state.owner = owner
+    tx.set_watermark(push_state_name(number), state.model_dump_json(), now=now)

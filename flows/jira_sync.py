@@ -42,7 +42,7 @@ from connectors.jira_client import (
 )
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry, StoreTransaction
 from flows.intake import may_write_to
-from flows.jira_push_state import PushState, push_state_name
+from flows.jira_push_state import settle_owner
 from mapping.case import Case, CaseStatus, LogKind
 from mapping.errors import CasedeskError, ConcurrentUpdate, JiraError
 from mapping.jira_issue import (
@@ -351,11 +351,14 @@ class JiraPull:
                 # The project's history: the owner the rules gave an old issue stays in
                 # casedesk, and is not written to Jira (as nobody is mailed about it).
                 assert case.number is not None
-                settled = PushState(owner=case.owner).model_dump_json()
-                tx.set_watermark(push_state_name(case.number), settled, now=now)
+                settle_owner(tx, case.number, case.owner, now)
         else:
             rounds = resolution_round(case)
             changed = apply_snapshot(case, mapped.snapshot, previous_snapshot(tx, case), at=now)
+            if "owner" in changed:
+                # Jira's assignee: never written back (not even after Jira clears it).
+                assert case.number is not None
+                settle_owner(tx, case.number, case.owner, now)
             added = add_comments(case, mapped.comments)
             if added:
                 changed.append(f"{added} comment(s)")

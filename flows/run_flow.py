@@ -51,8 +51,10 @@ def summary_markdown(report: RunReport) -> str:
             "",
             f"Jira: {pull.issues_read} issues read, {len(pull.new_cases)} new cases, "
             f"{len(pull.updated_cases)} updated, {len(pull.skipped)} skipped, "
-            f"{len(push.created)} issues created, {push.comments} comments pushed",
+            f"{len(push.created)} issues created, {len(push.assigned)} assigned, "
+            f"{push.comments} comments pushed",
         ]
+        lines += [f"- problem: {line}" for line in push.problems]
     if report.jira_error:
         lines += ["", f"Jira failed: {report.jira_error}"]
     if intake.quarantined:

@@ -622,8 +622,10 @@ def assignments(world: World) -> int:
 
 
 def imported(world: World) -> None:
-    """The project's history is imported (SUP-1): later pulls bring new issues (SUP-2 ...)."""
+    """A first run, as the flow makes it: a push (casedesk writes assignees from now on), then
+    the import of the project's history (SUP-1); later pulls bring new issues (SUP-2 ...)."""
     world.fake.add_issue("历史问题：上个月的报表")
+    world.push()
     world.pull(rules=PRINTERS)
     world.clock.advance(minutes=1)
 
@@ -812,6 +814,8 @@ def test_an_assignee_a_person_chose_before_the_rules_stands_in_jira(world: World
     report = world.push()
     assert report.assigned == [] and report.problems == []
     assert assignee(world, "SUP-2") == mia.email and assignments(world) == 0
+    notes = [e.text for e in world.case_for("SUP-2").process_log if e.kind is LogKind.NOTE]
+    assert f"Jira issue SUP-2 is assigned to {mia.email}, not the owner " in "".join(notes)
 
 
 def test_an_email_case_is_created_with_its_owner_not_the_projects_default(
@@ -867,6 +871,105 @@ def test_a_resolved_case_is_not_assigned_in_jira(world: World) -> None:
     assert world.case_for("SUP-2").status is CaseStatus.RESOLVED
     world.fake.reset_counts()
     assert world.push().assigned == [] and assignments(world) == 0
+
+
+def test_an_issue_jira_will_not_create_with_an_assignee_is_created_without(
+    world: World,
+) -> None:
+    sam = world.fake.people[4]
+    world.fake.default_assignee = sam
+    world.fake.assignee_on_create_screen = False
+    number = email_case(world.store, world.clock)
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.owner = "mia@example.com"
+        tx.save_case(case)
+    report = world.push()
+    assert report.created == [f"{number} -> SUP-1"] and report.assigned == []
+    [problem] = report.problems
+    assert "owner mia@example.com is not the assignee of the new Jira issue" in problem
+    assert "Field 'assignee' cannot be set" in problem
+    assert assignee(world, "SUP-1") == sam.email  # the project's default
+    world.clock.advance(minutes=1)
+    world.pull()
+    # Jira's default is the baseline, not a person's change: the case keeps the rules' owner.
+    assert world.store.get_case(number).owner == "mia@example.com"
+    world.fake.reset_counts()
+    assert world.push().problems == [] and world.fake.total_requests == 0
+
+
+def test_an_owner_that_came_from_jira_is_not_written_back_after_jira_clears_it(
+    world: World,
+) -> None:
+    imported(world)
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=PRINTERS)
+    world.push()  # 王芳, by the rules
+    mia = world.fake.people[1]
+    for change in ("reassign", "unassign", "reprioritise"):
+        world.clock.advance(minutes=1)
+        issue = world.fake.issues["SUP-2"]
+        if change == "reassign":
+            issue.assignee = mia  # the dispatcher
+        elif change == "unassign":
+            issue.assignee = None  # Mia hands it back
+        else:
+            issue.priority = "High"
+        world.fake.touch("SUP-2")
+        world.pull(rules=PRINTERS)
+        world.push()
+    assert world.case_for("SUP-2").owner == mia.email  # an empty assignee changes no owner
+    assert assignee(world, "SUP-2") is None and assignments(world) == 1  # only the first
+
+
+def test_cases_from_before_assignments_were_written_keep_their_owner_in_casedesk(
+    world: World,
+) -> None:
+    # An installation that synced before this version: it has a watermark, and cases whose
+    # rules' owners were never written to Jira.
+    with world.store.transaction() as tx:
+        since = (world.clock.now - timedelta(days=30)).isoformat()
+        tx.set_watermark(watermark_name("SUP"), since)
+    world.fake.add_issue("打印机报错（上个月）", created=world.clock.now - timedelta(days=20))
+    world.pull(rules=PRINTERS)
+    world.clock.advance(minutes=1)
+    report = world.push()  # the first with this version
+    assert report.assigned == [] and assignee(world, "SUP-1") is None
+    world.clock.advance(minutes=1)
+    world.fake.add_issue("打印机又报错")
+    world.pull(rules=PRINTERS)
+    assert world.push().assigned and assignee(world, "SUP-2") == "wang.fang@example.cn"
+
+
+def test_credentials_jira_refuses_stop_the_run_and_leave_the_owner_to_try_again(
+    world: World,
+) -> None:
+    imported(world)
+    world.fake.add_issue("打印机报错")
+    world.pull(rules=PRINTERS)
+    api = f"/rest/api/{world.fake.api_version}"
+    world.fake.inject(401, method="GET", path=f"{api}/issue/SUP-2")
+    with pytest.raises(JiraAuthError, match="401"):
+        world.push()
+    assert world.push().assigned and assignee(world, "SUP-2") == "wang.fang@example.cn"
+
+
+def test_a_deleted_issue_with_a_pending_reply_does_not_stop_the_others(world: World) -> None:
+    gone = email_case(world.store, world.clock)
+    kept = email_case(world.store, world.clock, subject="扫描仪报错")
+    world.push()
+    world.clock.advance(minutes=1)
+    for number in (gone, kept):
+        with world.store.transaction() as tx:
+            case = tx.get_case(number)
+            case.log(LogKind.EMAIL_IN, "还是不行", at=world.clock.now, actor="zhang@example.cn")
+            tx.save_case(case)
+    issue = world.fake.issues.pop("SUP-1")  # deleted in Jira
+    world.fake._issues_by_id.pop(str(issue.id), None)
+    report = world.push()
+    assert report.comments == 1 and len(world.fake.issues["SUP-2"].comments) == 1
+    [problem] = report.problems
+    assert problem.startswith(f"{gone}: ") and "not found" in problem
 
 
 def test_no_assignment_is_written_when_turned_off(world: World) -> None:

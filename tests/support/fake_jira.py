@@ -361,6 +361,8 @@ class FakeJira:
         self.unassignable: set[str] = set()
         #: The project's default assignee: a new issue created without one gets them.
         self.default_assignee: FakeUser | None = None
+        #: Whether the create screen has the assignee field (else creating with one is a 400).
+        self.assignee_on_create_screen = True
         self.add_project(project, "Support")
         self.add_custom_field("Customer Email", "string")
         self.add_custom_field("Case Number", "string")
@@ -1306,6 +1308,10 @@ class FakeJira:
             errors["issuetype"] = "Specify an issue type"
         if "summary" not in fields:
             errors["summary"] = "You must specify a summary of the issue."
+        if "assignee" in fields and not self.assignee_on_create_screen:
+            errors["assignee"] = (
+                "Field 'assignee' cannot be set. It is not on the appropriate screen, or unknown."
+            )
         if errors or project is None or issuetype is None:
             raise _HttpError(400, errors=errors)
         changes = self._apply_fields(fields, version, project)
