@@ -621,6 +621,16 @@ def assignments(world: World) -> int:
     )
 
 
+def owned_email_case(world: World, owner: str = "mia@example.com") -> str:
+    """An email case the rules gave `owner`, not yet in Jira."""
+    number = email_case(world.store, world.clock)
+    with world.store.transaction() as tx:
+        case = tx.get_case(number)
+        case.owner = owner
+        tx.save_case(case)
+    return number
+
+
 def imported(world: World) -> None:
     """A first run, as the flow makes it: a push (casedesk writes assignees from now on), then
     the import of the project's history (SUP-1); later pulls bring new issues (SUP-2 ...)."""
@@ -689,11 +699,7 @@ def test_the_run_assigns_the_new_cases_of_its_pull_at_once(world: World) -> None
 
 
 def test_an_email_case_is_created_and_assigned_in_one_push(world: World) -> None:
-    number = email_case(world.store, world.clock)
-    with world.store.transaction() as tx:
-        case = tx.get_case(number)
-        case.owner = "mia@example.com"
-        tx.save_case(case)
+    number = owned_email_case(world)
     report = world.push()
     assert report.created == [f"{number} -> SUP-1"]
     assert report.assigned == [f"SUP-1 -> mia@example.com ({number})"]
@@ -823,12 +829,8 @@ def test_an_email_case_is_created_with_its_owner_not_the_projects_default(
 ) -> None:
     sam = world.fake.people[4]
     world.fake.default_assignee = sam
-    owned = email_case(world.store, world.clock)
+    owned = owned_email_case(world)
     unowned = email_case(world.store, world.clock, subject="怎么导出报表？")
-    with world.store.transaction() as tx:
-        case = tx.get_case(owned)
-        case.owner = "mia@example.com"
-        tx.save_case(case)
     report = world.push()
     assert report.assigned == [f"SUP-1 -> mia@example.com ({owned})"]
     assert assignee(world, "SUP-1") == "mia@example.com"
@@ -879,11 +881,7 @@ def test_an_issue_jira_will_not_create_with_an_assignee_is_created_without(
     sam = world.fake.people[4]
     world.fake.default_assignee = sam
     world.fake.assignee_on_create_screen = False
-    number = email_case(world.store, world.clock)
-    with world.store.transaction() as tx:
-        case = tx.get_case(number)
-        case.owner = "mia@example.com"
-        tx.save_case(case)
+    number = owned_email_case(world)
     report = world.push()
     assert report.created == [f"{number} -> SUP-1"] and report.assigned == []
     [problem] = report.problems
