@@ -138,4 +138,6 @@ def jira_flow(config: str | None = None) -> JiraReport:
     )
     for line in pulled.skipped:
         logger.warning("skipped %s", line)
+    for line in pushed.problems:
+        logger.warning("problem %s", line)
     return JiraReport(push=pushed, pull=pulled)

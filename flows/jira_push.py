@@ -45,7 +45,7 @@ from connectors.jira_client import (
 )
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry
 from flows.jira_push_state import PushState, push_state_name, settle_owner
-from flows.jira_sync import SOURCE, issue_identity, previous_snapshot
+from flows.jira_sync import SOURCE, issue_identity, previous_snapshot, watermark_name
 from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority
 from mapping.errors import JiraError
 from mapping.jira_issue import (
@@ -105,24 +105,24 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     """Push whatever is pending: new issues, replies, feedback. Idempotent across crashes."""
     report = JiraPushReport()
     before = client.request_count
-    since = _assigning_since(store, context)
+    assigning = _Assigning.of(store, context)
     if context.push_email_cases:
         for number in _cases_without_issue(store):
-            _create_issue(store, client, context, number, report)
+            _create_issue(store, client, context, number, report, assigning)
     scan_name = SCAN_WATERMARK.format(project=context.project)
     scan_from = store.watermark(scan_name)
     started = context.clock()
     for case in _cases_with_issue_changed_since(store, scan_from):
-        if context.push_assignments and case.owner is not None and case.created_at >= since:
-            _push_owner(store, client, context, case, report)
+        if assigning.wants(case):
+            _push_owner(store, client, context, case, report, assigning)
         if case.feedback is None and not any(e.kind is LogKind.EMAIL_IN for e in case.process_log):
             continue  # nothing of the user's to push: no state to read
         try:
             _push_replies(store, client, context, case, report)
             _push_feedback(store, client, context, case, report)
-        except JiraNotFoundError as error:
-            # The issue is gone (or hidden from us): the others go on; what is pending for
-            # this one is tried again when the case changes.
+        except _REFUSALS as error:
+            # The issue is gone, or Jira refuses us this one: the others go on; what is
+            # pending for it is tried again when the case changes.
             report.problems.append(f"{case.number}: {error}")
             logger.warning("case %s: %s", case.number, error)
     with store.transaction() as tx:
@@ -138,27 +138,46 @@ def assign_owners(
     assignees now, not at the next run's push (which then finds them done)."""
     report = JiraPushReport()
     before = client.request_count
-    if context.push_assignments:
-        since = _assigning_since(store, context)
-        for number in numbers:
-            case = store.get_case(number)
-            if case.owner and case.source.jira_key and case.created_at >= since:
-                _push_owner(store, client, context, case, report)
+    assigning = _Assigning.of(store, context)
+    for number in numbers:
+        case = store.get_case(number)
+        if case.source.jira_key and assigning.wants(case):
+            _push_owner(store, client, context, case, report, assigning)
     report.requests = client.request_count - before
     return report
 
 
-def _assigning_since(store: CaseStore, context: JiraPushContext) -> datetime:
-    """When casedesk began writing assignees to this project (its first push that could):
-    older cases, imported or created before, keep their owners in casedesk only."""
-    name = ASSIGN_SINCE.format(project=context.project)
-    stored = store.watermark(name)
-    if stored is not None:
-        return datetime.fromisoformat(stored)
-    now = context.clock()
-    with store.transaction() as tx:
-        tx.set_watermark(name, now.isoformat(), now=now)
-    return now
+@dataclass
+class _Assigning:
+    """Whether this run writes assignees, and for the cases created since when (None: not at
+    all, because `push_assignments` is off or Jira answered 403 to an assignment)."""
+
+    since: datetime | None
+
+    @classmethod
+    def of(cls, store: CaseStore, context: JiraPushContext) -> _Assigning:
+        """From casedesk's first push with `push_assignments` on (kept per project): the
+        cases of an upgraded installation's history keep their owners in casedesk only."""
+        if not context.push_assignments:
+            return cls(None)
+        name = ASSIGN_SINCE.format(project=context.project)
+        stored = store.watermark(name)
+        if stored is None:
+            # The pull's watermark is the newest `updated` read, in Jira's time: the issues
+            # created after it (strictly: the issue that set it is old) are new to casedesk
+            # whatever our clock says. None: nothing pulled yet, a new installation, so from
+            # now on.
+            stored = store.watermark(watermark_name(context.project))
+            stored = stored or context.clock().isoformat()
+            with store.transaction() as tx:
+                tx.set_watermark(name, stored, now=context.clock())
+        return cls(datetime.fromisoformat(stored))
+
+    def wants(self, case: Case) -> bool:
+        return self.since is not None and case.owner is not None and case.created_at > self.since
+
+    def stop(self) -> None:
+        self.since = None
 
 
 # -- which cases -------------------------------------------------------------------------------
@@ -192,6 +211,7 @@ def _create_issue(
     context: JiraPushContext,
     number: str,
     report: JiraPushReport,
+    assigning: _Assigning,
 ) -> None:
     case = store.get_case(number)
     label = case_label(number, context.mapping.case_label_prefix)
@@ -200,18 +220,22 @@ def _create_issue(
     description = issue_description(case)
     existing = client.find_issue_by_label(label)
     assignee: JiraUser | None = None
-    problem = None
+    problem = None  # why the owner is not the new issue's assignee
+    settled = False  # whether that is final (else the push tries again)
     if existing is not None:
         ref = JiraIssueRef(key=existing.key, id=existing.id)
         report.found_existing.append(f"{number} -> {ref.key}")
         how = f"found Jira issue {ref.key} by its label {label} (created by an earlier run)"
+        jira_owner = person_id(existing.assignee)  # whatever an earlier run left
     else:
-        if context.push_assignments and case.owner is not None:
-            # Created with its assignee: else Jira gives it the project's default assignee.
+        if assigning.since is not None and case.owner is not None:
+            # Created with its assignee (whenever the case was made: the issue is new), else
+            # Jira gives it the project's default assignee.
             try:
                 assignee, why = _find_assignee(client, context, case.owner, project=context.project)
+                settled = assignee is None
             except _REFUSALS as error:
-                why = _refusal(error, "the project")
+                why, settled = _refusal(error, "the project"), not _stops(error, assigning)
             if assignee is None:
                 problem = f"owner {case.owner} is not the assignee of the new Jira issue: {why}"
         create = partial(
@@ -231,18 +255,23 @@ def _create_issue(
             # e.g. the assignee field is not on the create screen: created without it (Jira
             # refused before creating anything).
             problem = f"owner {case.owner} is not the assignee of the new Jira issue: {error}"
-            assignee = None
+            assignee, settled = None, True
             ref = create(assignee=None)
         report.created.append(f"{number} -> {ref.key}")
         how = f"created Jira issue {ref.key}"
+        jira_owner = None
         if assignee is not None:
-            how += f" assigned to {assignee.display_name or person_id(assignee)} ({case.owner})"
-            report.assigned.append(f"{ref.key} -> {person_id(assignee)} ({number})")
-    jira_owner = None if assignee is None else person_id(assignee)
-    if problem is not None:
-        # Jira gave the issue the project's default assignee, if it has one: that is the
-        # baseline, so the next pull does not take it for a person's choice over the owner.
-        jira_owner = person_id(client.get_issue(ref.key).assignee)
+            jira_owner = person_id(assignee)
+            how += f" assigned to {assignee.display_name or jira_owner} ({case.owner})"
+            report.assigned.append(f"{ref.key} -> {jira_owner} ({number})")
+            settled = True
+        elif problem is not None:
+            # Jira gave the issue the project's default assignee, if it has one: that is the
+            # baseline, so the next pull does not take it for a person's choice over the owner.
+            try:
+                jira_owner = person_id(client.get_issue(ref.key).assignee)
+            except _REFUSALS as error:
+                logger.warning("case %s: %s", number, error)
     client.set_property(ref.key, ISSUE_PROPERTY, {"case": number})
     snapshot = created_issue_snapshot(
         ref.key,
@@ -260,10 +289,10 @@ def _create_issue(
         case = tx.get_case(number)
         case.source = case.source.model_copy(update={"jira_key": ref.key, "jira_id": ref.id})
         case.log(LogKind.NOTE, how, at=now, source_ref=issue_identity(ref.key))
-        if problem is not None:
+        if problem is not None and settled:
             case.log(LogKind.NOTE, problem, at=now)
         tx.save_case(case)
-        if assignee is not None or problem is not None:
+        if settled:
             settle_owner(tx, number, case.owner, now)  # tried once, with the issue's creation
         tx.record(
             LedgerEntry(
@@ -369,6 +398,7 @@ def _push_owner(
     context: JiraPushContext,
     case: Case,
     report: JiraPushReport,
+    assigning: _Assigning,
 ) -> None:
     """Make the case's owner the assignee of its issue when the issue has none. Jira's
     assignee always stands: a person's (before the rules ran, with an `override_manual` rule
@@ -405,13 +435,15 @@ def _push_owner(
             client.assign(key, client.account(user) or "")
     except _NOT_ASSIGNED as error:
         problem = f"owner {owner} is not the assignee of Jira issue {key}: {_refusal(error)}"
+        report.problems.append(f"{number}: {problem}")
+        logger.warning("case %s: %s", number, problem)
+        if _stops(error, assigning):
+            return  # not noted, not settled: tried again when the case changes
         with store.transaction() as tx:
             case = tx.get_case(number)
             case.log(LogKind.NOTE, problem, at=now)
             tx.save_case(case)
             settle_owner(tx, number, owner, now)
-        report.problems.append(f"{number}: {problem}")
-        logger.warning("case %s: %s", number, problem)
         return
     markup = markup_for(client.connection.flavor)
     base = previous or map_issue(issue, context.mapping, markup=markup).snapshot
@@ -468,6 +500,16 @@ def _refusal(error: Exception, what: str = "the issue") -> str:
             "permissions in the project)"
         )
     return str(error)
+
+
+def _stops(error: Exception, assigning: _Assigning) -> bool:
+    """Whether `error` stops this run's assignments: a 403 may be a permission casedesk's
+    account lacks for every issue, or the site refusing it for a while (a lock-out, an IP
+    allow-list): nothing is noted or settled, and the next cases are not tried."""
+    if isinstance(error, JiraForbiddenError):
+        assigning.stop()
+        return True
+    return False
 
 
 def _find_assignee(

@@ -347,9 +347,12 @@ class JiraPull:
             )
             tx.add_case(case, month=case.created_at.astimezone(context.zone).date())
             reason = f"new case from Jira {issue.key}"
-            if not self.incremental and case.owner not in (None, mapped.snapshot.owner):
-                # The project's history: the owner the rules gave an old issue stays in
-                # casedesk, and is not written to Jira (as nobody is mailed about it).
+            if case.owner is not None and (
+                not self.incremental or case.owner == mapped.snapshot.owner
+            ):
+                # Jira's own assignee is never written back (not even after Jira clears it);
+                # nor is the owner the rules gave an issue of the project's history (nobody
+                # is mailed about those either).
                 assert case.number is not None
                 settle_owner(tx, case.number, case.owner, now)
         else:

@@ -20,6 +20,7 @@
     ├── JiraMappingError***            a Jira issue that cannot become a case: skipped, listed
     └── JiraError                      Jira refused or failed (URL, issue key)
         ├── JiraAuthError              401/403: credentials or permissions (URL, user)
+        │   └── JiraForbiddenError†    403: a permission the user lacks for this request
         ├── JiraRateLimitError         429/503 after the bounded retries
         ├── JiraRequestError†          another 4xx/5xx answer (status)
         ├── JiraNotFoundError†         no such issue or project
