@@ -490,10 +490,8 @@ class Crash(Exception):
     pass
 
 
-def test_push_creates_one_issue_even_after_a_crash(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    number = email_case(world.store, world.clock)
+def push_dying_after_create(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push that dies after Jira created the issue, before the key is stored."""
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise Crash("the process died after Jira created the issue")
@@ -502,6 +500,13 @@ def test_push_creates_one_issue_even_after_a_crash(
         monkeypatch.setattr(client, "set_property", crash)
         with pytest.raises(Crash):
             push(world.store, client, world.push_context())
+
+
+def test_push_creates_one_issue_even_after_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    number = email_case(world.store, world.clock)
+    push_dying_after_create(world, monkeypatch)
     assert world.store.get_case(number).source.jira_key is None
     assert len(world.fake.issues) == 1
 
@@ -629,6 +634,22 @@ def owned_email_case(world: World, owner: str = "mia@example.com") -> str:
         case.owner = owner
         tx.save_case(case)
     return number
+
+
+def replied_twice(world: World) -> tuple[str, str]:
+    """Two email cases in Jira (SUP-1, SUP-2), each with a user's reply still to push."""
+    numbers = (
+        email_case(world.store, world.clock),
+        email_case(world.store, world.clock, subject="扫描仪报错"),
+    )
+    world.push()
+    world.clock.advance(minutes=1)
+    for number in numbers:
+        with world.store.transaction() as tx:
+            case = tx.get_case(number)
+            case.log(LogKind.EMAIL_IN, "还是不行", at=world.clock.now, actor="zhang@example.cn")
+            tx.save_case(case)
+    return numbers
 
 
 def imported(world: World) -> None:
@@ -793,8 +814,7 @@ def test_one_issue_jira_will_not_assign_does_not_stop_the_others(world: World) -
     for n in range(3):
         world.fake.add_issue(f"打印机报错 {n}")
     world.pull(rules=PRINTERS)
-    gone = world.fake.issues.pop("SUP-2")  # deleted in Jira
-    world.fake._issues_by_id.pop(str(gone.id), None)
+    world.fake.delete_issue("SUP-2")  # deleted in Jira
 
     report = world.push()
     assert [line.split(": ", 1)[1] for line in report.problems] == [
@@ -971,17 +991,8 @@ def test_credentials_jira_refuses_stop_the_run_and_leave_the_owner_to_try_again(
 
 
 def test_a_deleted_issue_with_a_pending_reply_does_not_stop_the_others(world: World) -> None:
-    gone = email_case(world.store, world.clock)
-    kept = email_case(world.store, world.clock, subject="扫描仪报错")
-    world.push()
-    world.clock.advance(minutes=1)
-    for number in (gone, kept):
-        with world.store.transaction() as tx:
-            case = tx.get_case(number)
-            case.log(LogKind.EMAIL_IN, "还是不行", at=world.clock.now, actor="zhang@example.cn")
-            tx.save_case(case)
-    issue = world.fake.issues.pop("SUP-1")  # deleted in Jira
-    world.fake._issues_by_id.pop(str(issue.id), None)
+    gone, _ = replied_twice(world)
+    world.fake.delete_issue("SUP-1")  # deleted in Jira
     report = world.push()
     assert report.comments == 1 and len(world.fake.issues["SUP-2"].comments) == 1
     [problem] = report.problems
@@ -1010,14 +1021,7 @@ def test_an_issue_found_after_a_crash_keeps_the_assignee_it_was_created_with(
 ) -> None:
     world.fake.default_assignee = world.fake.people[4]
     number = owned_email_case(world)
-
-    def crash(*args: Any, **kwargs: Any) -> None:
-        raise Crash("the process died after Jira created the issue")
-
-    with world.client() as client:
-        monkeypatch.setattr(client, "set_property", crash)
-        with pytest.raises(Crash):
-            push(world.store, client, world.push_context())
+    push_dying_after_create(world, monkeypatch)
     assert world.push().found_existing == [f"{number} -> SUP-1"]
     world.clock.advance(minutes=1)
     world.pull()
@@ -1054,15 +1058,7 @@ def test_the_first_run_after_an_upgrade_assigns_its_own_new_issues(world: World)
 
 
 def test_a_reply_jira_refuses_to_take_does_not_stop_the_others(world: World) -> None:
-    refused = email_case(world.store, world.clock)
-    taken = email_case(world.store, world.clock, subject="扫描仪报错")
-    world.push()
-    world.clock.advance(minutes=1)
-    for number in (refused, taken):
-        with world.store.transaction() as tx:
-            case = tx.get_case(number)
-            case.log(LogKind.EMAIL_IN, "还是不行", at=world.clock.now, actor="zhang@example.cn")
-            tx.save_case(case)
+    refused, _ = replied_twice(world)
     api = f"/rest/api/{world.fake.api_version}"
     world.fake.inject(403, method="POST", path=f"{api}/issue/SUP-1/comment")
     report = world.push()

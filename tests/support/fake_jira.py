@@ -564,6 +564,13 @@ class FakeJira:
             self._changed()
             return comment
 
+    def delete_issue(self, key: str) -> None:
+        """Delete an issue, as a person may in Jira (no request counted)."""
+        with self._lock:
+            issue = self.issues.pop(key)
+            self._issues_by_id.pop(str(issue.id), None)
+            self._changed()
+
     def withhold(self, key: str, *names: str) -> None:
         """Serve the issue without these members (``key``, ``id``) or fields (``updated``...),
         as a proxy or an app rewriting Jira's answers might; no names serves it whole again.
