@@ -19,9 +19,11 @@ Every step is safe to repeat after a crash at any point:
   the project's default): the issue is read first, and an assignee that already is our owner
   (a run that died after assigning) is only recorded. What we wrote is recorded as the issue's
   last known version, so the next pull does not read our own assignment back as a person's
-  change. An owner Jira cannot assign, or an issue it refuses to assign (gone, a permission
-  missing), is a note on the case and a problem line, once; the other cases go on. Resolved
-  and closed cases, and a first import's history (`flows/jira_sync.py`), are left alone.
+  change. An owner Jira cannot assign (no such user, a 400, the issue gone) is a note on the
+  case and a problem line, once; the other cases go on. A 403 stops the run's assignments and
+  the next run tries those cases again. Resolved and closed cases, the history of a first
+  import (`flows/jira_sync.py`) and Jira issues older than the first push that assigned are
+  left alone.
 """
 
 from __future__ import annotations
@@ -46,7 +48,15 @@ from connectors.jira_client import (
 from connectors.store import CaseStore, LedgerDecision, LedgerEntry
 from flows.jira_push_state import PushState, push_state_name, settle_owner
 from flows.jira_sync import SOURCE, issue_identity, previous_snapshot, watermark_name
-from mapping.case import Case, CaseStatus, FeedbackOutcome, LogEntry, LogKind, Priority
+from mapping.case import (
+    Case,
+    CaseStatus,
+    FeedbackOutcome,
+    LogEntry,
+    LogKind,
+    Priority,
+    SourceKind,
+)
 from mapping.errors import JiraError
 from mapping.jira_issue import (
     JiraMapping,
@@ -102,7 +112,11 @@ class JiraPushReport(BaseModel):
 
 
 def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> JiraPushReport:
-    """Push whatever is pending: new issues, replies, feedback. Idempotent across crashes."""
+    """Push whatever is pending: new issues, replies, feedback. Idempotent across crashes.
+
+    A case Jira refuses something this run (a 403 or 400 to a reply or a transition, a 403
+    that stops the run's assignments) is scanned again by the next run: the scan's watermark
+    stays at it."""
     report = JiraPushReport()
     before = client.request_count
     assigning = _Assigning.of(store, context)
@@ -112,36 +126,47 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     scan_name = SCAN_WATERMARK.format(project=context.project)
     scan_from = store.watermark(scan_name)
     started = context.clock()
+    again: list[datetime] = []  # when the cases to scan again next run were last updated
     for case in _cases_with_issue_changed_since(store, scan_from):
-        if assigning.wants(case):
-            _push_owner(store, client, context, case, report, assigning)
+        owned = assigning.on and case.owner is not None
+        if owned and not _push_owner(store, client, context, case, report, assigning):
+            again.append(case.updated_at)  # a 403 stopped this run's assignments
         if case.feedback is None and not any(e.kind is LogKind.EMAIL_IN for e in case.process_log):
             continue  # nothing of the user's to push: no state to read
-        try:
-            _push_replies(store, client, context, case, report)
-            _push_feedback(store, client, context, case, report)
-        except _REFUSALS as error:
-            # The issue is gone, or Jira refuses us this one: the others go on; what is
-            # pending for it is tried again when the case changes.
-            report.problems.append(f"{case.number}: {error}")
-            logger.warning("case %s: %s", case.number, error)
+        for step in (_push_replies, _push_feedback):  # the feedback even if a reply failed
+            try:
+                step(store, client, context, case, report)
+            except JiraNotFoundError as error:  # the issue is gone: nothing to try again
+                _problem(report, case, error)
+            except (JiraForbiddenError, JiraRequestError) as error:
+                _problem(report, case, error)
+                again.append(case.updated_at)
+    scanned = min([started, *again])
     with store.transaction() as tx:
-        tx.set_watermark(scan_name, started.isoformat(), now=started)
+        tx.set_watermark(scan_name, scanned.isoformat(), now=started)
     report.requests = client.request_count - before
     return report
+
+
+def _problem(report: JiraPushReport, case: Case, error: Exception) -> None:
+    report.problems.append(f"{case.number}: {error}")
+    logger.warning("case %s: %s", case.number, error)
 
 
 def assign_owners(
     store: CaseStore, client: JiraClient, context: JiraPushContext, numbers: Sequence[str]
 ) -> JiraPushReport:
     """Make the owners of these cases (the new ones a pull just routed) their issues'
-    assignees now, not at the next run's push (which then finds them done)."""
+    assignees now, not at the next run's push (which then finds them done, or tries again
+    one this step could not do)."""
     report = JiraPushReport()
     before = client.request_count
     assigning = _Assigning.of(store, context)
     for number in numbers:
+        if not assigning.on or assigning.stopped:
+            break
         case = store.get_case(number)
-        if case.source.jira_key and assigning.wants(case):
+        if case.source.jira_key and case.owner is not None:
             _push_owner(store, client, context, case, report, assigning)
     report.requests = client.request_count - before
     return report
@@ -149,15 +174,16 @@ def assign_owners(
 
 @dataclass
 class _Assigning:
-    """Whether this run writes assignees, and for the cases created since when (None: not at
-    all, because `push_assignments` is off or Jira answered 403 to an assignment)."""
+    """Whether this run writes assignees (`push_assignments`), for the Jira issues created
+    after when, and whether a 403 stopped it."""
 
     since: datetime | None
+    stopped: bool = False
 
     @classmethod
     def of(cls, store: CaseStore, context: JiraPushContext) -> _Assigning:
         """From casedesk's first push with `push_assignments` on (kept per project): the
-        cases of an upgraded installation's history keep their owners in casedesk only."""
+        issues of an upgraded installation's history keep their owners in casedesk only."""
         if not context.push_assignments:
             return cls(None)
         name = ASSIGN_SINCE.format(project=context.project)
@@ -173,11 +199,23 @@ class _Assigning:
                 tx.set_watermark(name, stored, now=context.clock())
         return cls(datetime.fromisoformat(stored))
 
-    def wants(self, case: Case) -> bool:
-        return self.since is not None and case.owner is not None and case.created_at > self.since
+    @property
+    def on(self) -> bool:
+        return self.since is not None
+
+    def wants(self, case: Case, state: PushState) -> bool:
+        """Whether the case's owner is to be written: its issue is one casedesk created
+        (an email case's), or a Jira issue created after `since`."""
+        if state.new_issue:
+            return True
+        return (
+            self.since is not None
+            and case.source.kind is SourceKind.JIRA
+            and case.created_at > self.since
+        )
 
     def stop(self) -> None:
-        self.since = None
+        self.stopped = True
 
 
 # -- which cases -------------------------------------------------------------------------------
@@ -228,7 +266,7 @@ def _create_issue(
         how = f"found Jira issue {ref.key} by its label {label} (created by an earlier run)"
         jira_owner = person_id(existing.assignee)  # whatever an earlier run left
     else:
-        if assigning.since is not None and case.owner is not None:
+        if assigning.on and not assigning.stopped and case.owner is not None:
             # Created with its assignee (whenever the case was made: the issue is new), else
             # Jira gives it the project's default assignee.
             try:
@@ -265,7 +303,7 @@ def _create_issue(
             how += f" assigned to {assignee.display_name or jira_owner} ({case.owner})"
             report.assigned.append(f"{ref.key} -> {jira_owner} ({number})")
             settled = True
-        elif problem is not None:
+        elif case.owner is not None and assigning.on:
             # Jira gave the issue the project's default assignee, if it has one: that is the
             # baseline, so the next pull does not take it for a person's choice over the owner.
             try:
@@ -292,8 +330,11 @@ def _create_issue(
         if problem is not None and settled:
             case.log(LogKind.NOTE, problem, at=now)
         tx.save_case(case)
-        if settled:
-            settle_owner(tx, number, case.owner, now)  # tried once, with the issue's creation
+        if existing is None:
+            # Our issue: its owner is written whenever the case was made; once settled here,
+            # with the issue's creation, or else by the push that can (a 403 stopped this one).
+            settled_owner = case.owner if settled else None
+            settle_owner(tx, number, settled_owner, now, new_issue=True)
         tx.record(
             LedgerEntry(
                 source=SOURCE,
@@ -399,21 +440,24 @@ def _push_owner(
     case: Case,
     report: JiraPushReport,
     assigning: _Assigning,
-) -> None:
-    """Make the case's owner the assignee of its issue when the issue has none. Jira's
-    assignee always stands: a person's (before the rules ran, with an `override_manual` rule
-    too, or since we last read the issue) or the project's default; the next pull brings a
-    change of it to the case."""
+) -> bool:
+    """Make the case's owner the assignee of its issue when the issue has none; False when a
+    403 stopped it (the next run tries again). Jira's assignee always stands: a person's
+    (before the rules ran, with an `override_manual` rule too, or since we last read the
+    issue) or the project's default; the next pull brings a change of it to the case."""
     owner, number, key = case.owner, case.number, case.source.jira_key
     assert owner is not None and number is not None and key is not None
     if case.status in _FINISHED:
-        return  # resolved or closed: nobody works on it any more
-    if _state(store, number).owner == owner:
-        return  # done (or found not assignable, or left to Jira's assignee) for this owner
+        return True  # resolved or closed: nobody works on it any more
+    state = _state(store, number)
+    if state.owner == owner or not assigning.wants(case, state):
+        return True  # done (or not assignable, or left to Jira's assignee), or history
     with store.transaction() as tx:
         previous = previous_snapshot(tx, case)
     if previous is not None and previous.owner == owner:
-        return  # the owner came from Jira's assignee
+        return True  # the owner came from Jira's assignee
+    if assigning.stopped:
+        return False  # a 403 earlier in this run: the next run tries again
     now = context.clock()
     try:
         issue = client.get_issue(key)
@@ -428,7 +472,7 @@ def _push_owner(
                 tx.save_case(case)
                 settle_owner(tx, number, owner, now)
             logger.info("case %s: %s", number, left)
-            return
+            return True
         if user is None:
             raise _Unassignable(why)
         if current is None:  # else a run assigned it and died before recording it
@@ -438,13 +482,13 @@ def _push_owner(
         report.problems.append(f"{number}: {problem}")
         logger.warning("case %s: %s", number, problem)
         if _stops(error, assigning):
-            return  # not noted, not settled: tried again when the case changes
+            return False  # not noted, not settled: the next run tries again
         with store.transaction() as tx:
             case = tx.get_case(number)
             case.log(LogKind.NOTE, problem, at=now)
             tx.save_case(case)
             settle_owner(tx, number, owner, now)
-        return
+        return True
     markup = markup_for(client.connection.flavor)
     base = previous or map_issue(issue, context.mapping, markup=markup).snapshot
     how = f"assigned Jira issue {key} to {user.display_name or shown} ({owner})"
@@ -470,6 +514,7 @@ def _push_owner(
         settle_owner(tx, number, owner, now)
     report.assigned.append(f"{key} -> {shown} ({number})")
     logger.info("case %s: %s", number, how)
+    return True
 
 
 #: A case in these states is history: its owner is not written to Jira.
@@ -480,9 +525,9 @@ class _Unassignable(Exception):
     """Jira has no user (or several) to assign for the owner; the message says why."""
 
 
-#: What Jira may answer one case's assignment with, without stopping the rest of the push:
-#: the issue gone (404), a permission casedesk's account lacks (403), a refusal (400). A 401
-#: (credentials Jira does not accept) stops the run, as everywhere.
+#: What Jira may answer an assignment with, without stopping the rest of the push: the issue
+#: gone (404) or a refusal (400), noted on that case; a 403 (see `_stops`), which stops the
+#: run's assignments. A 401 (credentials Jira does not accept) stops the run, as everywhere.
 _REFUSALS: tuple[type[JiraError], ...] = (
     JiraNotFoundError,
     JiraForbiddenError,

@@ -1057,14 +1057,39 @@ def test_the_first_run_after_an_upgrade_assigns_its_own_new_issues(world: World)
     assert world.push().assigned == [] and assignee(world, "SUP-1") is None
 
 
-def test_a_reply_jira_refuses_to_take_does_not_stop_the_others(world: World) -> None:
+def test_a_reply_jira_refuses_once_is_posted_by_the_next_run_and_the_rest_goes_on(
+    world: World,
+) -> None:
     refused, _ = replied_twice(world)
+    world.fake.issues["SUP-1"].status = "Done"
+    with world.store.transaction() as tx:  # the user says it is not fixed
+        case = tx.get_case(refused)
+        case.feedback = Feedback(outcome=FeedbackOutcome.UNRESOLVED, at=world.clock.now)
+        tx.save_case(case)
     api = f"/rest/api/{world.fake.api_version}"
     world.fake.inject(403, method="POST", path=f"{api}/issue/SUP-1/comment")
+    world.clock.advance(minutes=1)  # the push starts after the case's last change
     report = world.push()
     assert report.comments == 1 and len(world.fake.issues["SUP-2"].comments) == 1
     [problem] = report.problems
     assert problem.startswith(f"{refused}: ") and "403" in problem
+    assert world.fake.issues["SUP-1"].status == "To Do"  # reopened all the same
+    world.clock.advance(minutes=1)
+    again = world.push()  # nothing changed on the case: its reply is tried again
+    assert again.comments == 1 and len(world.fake.issues["SUP-1"].comments) == 1
+    assert world.push().comments == 0
+
+
+def test_an_owner_a_403_kept_off_a_new_issue_is_assigned_by_the_next_run(world: World) -> None:
+    number = owned_email_case(world)
+    api = f"/rest/api/{world.fake.api_version}"
+    world.fake.inject(403, method="GET", path=f"{api}/user/assignable/search")
+    first = world.push()
+    assert first.created == [f"{number} -> SUP-1"] and first.assigned == []
+    assert "needs the Assign Issues" in first.problems[0]
+    assert assignee(world, "SUP-1") is None
+    world.clock.advance(minutes=1)
+    assert world.push().assigned == [f"SUP-1 -> mia@example.com ({number})"]
 
 
 def test_no_assignment_is_written_when_turned_off(world: World) -> None:
