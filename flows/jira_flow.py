@@ -4,9 +4,9 @@ Top to bottom: push first (new issues for email-born cases, users' replies as co
 feedback as transitions), so that the pull right after reads our new issues back as their
 baseline; then pull page by page, one task per page (one transaction: cases, ledger, feedback
 requests, watermark); then the owners the rules gave the pull's new cases become their issues'
-assignees (not for a first import: the project's history). A page that fails (429/503 after
-the bounded retries, 401/403) fails the flow with the connector's message; what was committed
-stays, and the next run resumes from the stored watermark.
+assignees (not the project's history: see `jira-assign-since` in flows/jira_push.py). A page
+that fails (429/503 after the bounded retries, 401/403) fails the flow with the connector's
+message; what was committed stays, and the next run resumes from the stored watermark.
 """
 
 from __future__ import annotations

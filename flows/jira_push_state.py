@@ -1,8 +1,7 @@
 """What of one case has reached Jira: kept per case as a watermark row (`jira-push:<number>`).
 
 The push (`flows/jira_push.py`) reads and writes it; the pull (`flows/jira_sync.py`) settles the
-owner of the cases a first import brings in, and of those whose owner came from Jira's
-assignee: they are not to be written to Jira.
+owner of a new case whose owner came from Jira's assignee: it is never written back.
 """
 
 from __future__ import annotations

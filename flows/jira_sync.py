@@ -194,7 +194,8 @@ class JiraPull:
         self._high = self.start_watermark
         self._read: set[str] = set()  # locations of the versions read in this run
         # An initial import brings in history: issues resolved long ago get no feedback request,
-        # nobody is mailed, and the owners the rules give old issues are not written to Jira.
+        # and nobody is mailed (the owners the rules give old issues are not written to Jira
+        # either: they are older than the push's `jira-assign-since`).
         # It lasts until a pull reads its last page (`finish`): one stopped by a rate limit
         # goes on as an import in the next run, though the watermark moved with each page.
         importing = store.watermark(import_name(context.project)) == IMPORT_RUNNING
@@ -347,12 +348,10 @@ class JiraPull:
             )
             tx.add_case(case, month=case.created_at.astimezone(context.zone).date())
             reason = f"new case from Jira {issue.key}"
-            if case.owner is not None and (
-                not self.incremental or case.owner == mapped.snapshot.owner
-            ):
-                # Jira's own assignee is never written back (not even after Jira clears it);
-                # nor is the owner the rules gave an issue of the project's history (nobody
-                # is mailed about those either).
+            if self.incremental and case.owner is not None and case.owner == mapped.snapshot.owner:
+                # Jira's own assignee is never written back, not even after Jira clears it.
+                # (A first import's history is older than the push's `jira-assign-since`, so
+                # its owners are not written either: no row per imported case.)
                 assert case.number is not None
                 settle_owner(tx, case.number, case.owner, now)
         else:
