@@ -137,9 +137,9 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
             try:
                 step(store, client, context, case, report)
             except JiraNotFoundError as error:  # the issue is gone: nothing to try again
-                _problem(report, case, error)
+                _problem(report, case.number, error)
             except (JiraForbiddenError, JiraRequestError) as error:
-                _problem(report, case, error)
+                _problem(report, case.number, error)
                 again.append(case.updated_at)
     scanned = min([started, *again])
     with store.transaction() as tx:
@@ -148,9 +148,10 @@ def push(store: CaseStore, client: JiraClient, context: JiraPushContext) -> Jira
     return report
 
 
-def _problem(report: JiraPushReport, case: Case, error: Exception) -> None:
-    report.problems.append(f"{case.number}: {error}")
-    logger.warning("case %s: %s", case.number, error)
+def _problem(report: JiraPushReport, number: str | None, what: object) -> None:
+    """A `problem` line of the run's report, and the same in the log."""
+    report.problems.append(f"{number}: {what}")
+    logger.warning("case %s: %s", number, what)
 
 
 def assign_owners(
@@ -214,8 +215,15 @@ class _Assigning:
             and case.created_at > self.since
         )
 
-    def stop(self) -> None:
-        self.stopped = True
+    def stopped_by(self, error: Exception) -> bool:
+        """Whether `error` stops this run's assignments (and then stops them): a 403 may be a
+        permission casedesk's account lacks for every issue, or the site refusing it for a
+        while (a lock-out, an IP allow-list): nothing is noted or settled, and the next cases
+        are not tried."""
+        if isinstance(error, JiraForbiddenError):
+            self.stopped = True
+            return True
+        return False
 
 
 # -- which cases -------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ def _create_issue(
                 assignee, why = _find_assignee(client, context, case.owner, project=context.project)
                 settled = assignee is None
             except _REFUSALS as error:
-                why, settled = _refusal(error, "the project"), not _stops(error, assigning)
+                why, settled = _refusal(error, "the project"), not assigning.stopped_by(error)
             if assignee is None:
                 problem = f"owner {case.owner} is not the assignee of the new Jira issue: {why}"
         create = partial(
@@ -350,8 +358,7 @@ def _create_issue(
         )
     logger.info("case %s: %s", number, how)
     if problem is not None:
-        report.problems.append(f"{number}: {problem}")
-        logger.warning("case %s: %s", number, problem)
+        _problem(report, number, problem)
 
 
 # -- replies and feedback ----------------------------------------------------------------------
@@ -424,8 +431,7 @@ def _push_feedback(
         except JiraTransitionError as error:
             # Usually the issue already moved (a person did it, or an earlier run that died
             # before recording); nothing to retry.
-            logger.warning("case %s: %s", case.number, error)
-            report.problems.append(f"{case.number}: {error}")
+            _problem(report, case.number, error)
     state.feedback_at = feedback.at.isoformat()
     _save_state(store, case.number, state, context.clock())
 
@@ -466,11 +472,7 @@ def _push_owner(
         shown = None if user is None else person_id(user)
         if current is not None and current != shown:
             left = f"Jira issue {key} is assigned to {current}, not the owner {owner}: left so"
-            with store.transaction() as tx:
-                case = tx.get_case(number)
-                case.log(LogKind.NOTE, left, at=now, source_ref=issue_identity(key))
-                tx.save_case(case)
-                settle_owner(tx, number, owner, now)
+            _settle_with_note(store, number, owner, left, now, source_ref=issue_identity(key))
             logger.info("case %s: %s", number, left)
             return True
         if user is None:
@@ -479,15 +481,10 @@ def _push_owner(
             client.assign(key, client.account(user) or "")
     except _NOT_ASSIGNED as error:
         problem = f"owner {owner} is not the assignee of Jira issue {key}: {_refusal(error)}"
-        report.problems.append(f"{number}: {problem}")
-        logger.warning("case %s: %s", number, problem)
-        if _stops(error, assigning):
+        _problem(report, number, problem)
+        if assigning.stopped_by(error):
             return False  # not noted, not settled: the next run tries again
-        with store.transaction() as tx:
-            case = tx.get_case(number)
-            case.log(LogKind.NOTE, problem, at=now)
-            tx.save_case(case)
-            settle_owner(tx, number, owner, now)
+        _settle_with_note(store, number, owner, problem, now)
         return True
     markup = markup_for(client.connection.flavor)
     base = previous or map_issue(issue, context.mapping, markup=markup).snapshot
@@ -517,6 +514,23 @@ def _push_owner(
     return True
 
 
+def _settle_with_note(
+    store: CaseStore,
+    number: str,
+    owner: str,
+    note: str,
+    now: datetime,
+    *,
+    source_ref: str | None = None,
+) -> None:
+    """The owner done with (`settle_owner`), and why on the case, in one transaction."""
+    with store.transaction() as tx:
+        case = tx.get_case(number)
+        case.log(LogKind.NOTE, note, at=now, source_ref=source_ref)
+        tx.save_case(case)
+        settle_owner(tx, number, owner, now)
+
+
 #: A case in these states is history: its owner is not written to Jira.
 _FINISHED = frozenset({CaseStatus.RESOLVED, CaseStatus.CLOSED})
 
@@ -526,8 +540,8 @@ class _Unassignable(Exception):
 
 
 #: What Jira may answer an assignment with, without stopping the rest of the push: the issue
-#: gone (404) or a refusal (400), noted on that case; a 403 (see `_stops`), which stops the
-#: run's assignments. A 401 (credentials Jira does not accept) stops the run, as everywhere.
+#: gone (404) or a refusal (400), noted on that case; a 403, which stops the run's assignments
+#: (`_Assigning.stopped_by`). A 401 (credentials Jira does not accept) stops the run.
 _REFUSALS: tuple[type[JiraError], ...] = (
     JiraNotFoundError,
     JiraForbiddenError,
@@ -545,16 +559,6 @@ def _refusal(error: Exception, what: str = "the issue") -> str:
             "permissions in the project)"
         )
     return str(error)
-
-
-def _stops(error: Exception, assigning: _Assigning) -> bool:
-    """Whether `error` stops this run's assignments: a 403 may be a permission casedesk's
-    account lacks for every issue, or the site refusing it for a while (a lock-out, an IP
-    allow-list): nothing is noted or settled, and the next cases are not tried."""
-    if isinstance(error, JiraForbiddenError):
-        assigning.stop()
-        return True
-    return False
 
 
 def _find_assignee(
